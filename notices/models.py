@@ -1,0 +1,1 @@
+# Notices, help articles and reminders arrive with the notices issue.

@@ -1,0 +1,12 @@
+from django.conf import settings
+
+from . import permissions
+
+
+def portal(request):
+    user = getattr(request, "user", None)
+    return {
+        "school_name": settings.SCHOOL_NAME,
+        "is_registrar": permissions.is_registrar(user),
+        "is_secretary": permissions.is_secretary(user),
+    }

@@ -1,0 +1,69 @@
+import tempfile
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from students.demo import generate_roster, write_roster_xlsx
+from students.models import Department, Student, User
+from students.services import roster_import
+
+DEMO_PASSWORD = "rollcheck-demo"
+
+
+class Command(BaseCommand):
+    help = "Build a believable demo school (synthetic people) through the real roster import."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--students", type=int, default=2000)
+        parser.add_argument("--seed", type=int, default=2025)
+        parser.add_argument("--xlsx", metavar="PATH", help="also write the roster as .xlsx in CHSI column format")
+        parser.add_argument("--roster-only", action="store_true", help="only write the .xlsx, touch no database")
+
+    def handle(self, *args, students, seed, xlsx, roster_only, **options):
+        from django.conf import settings
+
+        rows = generate_roster(students, seed=seed, school_name=settings.SCHOOL_NAME, school_code=settings.SCHOOL_CODE)
+        if xlsx:
+            write_roster_xlsx(rows, xlsx)
+            self.stdout.write(f"Roster written to {xlsx} ({len(rows)} students).")
+        if roster_only:
+            if not xlsx:
+                raise CommandError("--roster-only needs --xlsx PATH")
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "demo-roster.xlsx"
+            write_roster_xlsx(rows, path)
+            report = roster_import(path=path, file_name="demo-roster.xlsx")
+        if report.errors:
+            raise CommandError(f"demo roster failed to import: {report.errors[:3]}")
+        self.stdout.write(
+            f"Imported {report.created} new, {report.updated} updated students with {len(report.warnings)} findings."
+        )
+        self._accounts()
+
+    @transaction.atomic
+    def _accounts(self):
+        first_department = Department.objects.order_by("name").first()
+        student = Student.objects.filter(department=first_department).order_by("student_number").first()
+        accounts = [
+            ("admin", User.Role.ADMIN, "系统管理员", True),
+            ("registrar", User.Role.REGISTRAR, "学籍科", False),
+            ("secretary", User.Role.SECRETARY, f"{first_department.name} 教务秘书", False),
+            (student.student_number, User.Role.STUDENT, student.name, False),
+        ]
+        rows = []
+        for username, role, label, superuser in accounts:
+            user, _created = User.objects.get_or_create(username=username, defaults={"role": role})
+            user.role, user.first_name = role, label
+            user.is_staff = user.is_superuser = superuser
+            user.set_password(DEMO_PASSWORD)
+            user.save()
+            if role == User.Role.SECRETARY:
+                user.departments.set([first_department])
+            if role == User.Role.STUDENT:
+                Student.objects.filter(pk=student.pk).update(user=user)
+            rows.append((User.Role(role).label, username, label))
+        self.stdout.write("\nDemo accounts (password for all: %s):" % DEMO_PASSWORD)
+        for role, username, label in rows:
+            self.stdout.write(f"  {role:<8} {username:<14} {label}")

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+app_name = "students"
+
+urlpatterns = [
+    path("", views.student_list, name="student_list"),
+    path("<int:pk>/", views.student_detail, name="student_detail"),
+    path("roster/import/", views.roster_upload, name="roster_upload"),
+]

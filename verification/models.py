@@ -1,0 +1,1 @@
+# Campaigns, checklists and flags arrive with the student-verification issue.
