@@ -2,13 +2,19 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from students import account_views, cas
 from students.views import home
 
 urlpatterns = [
     path("", home, name="home"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/claim/", account_views.claim, name="claim"),
+    path("accounts/cas/login/", cas.LoginView.as_view(), name="cas_ng_login"),
+    path("accounts/cas/logout/", cas.LogoutView.as_view(), name="cas_ng_logout"),
+    path("accounts/claim/password/", account_views.claim_password, name="claim_password"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("students/", include("students.urls")),
+    path("", include("verification.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -66,7 +66,16 @@ class StudentAdmin(admin.ModelAdmin):
 
 @admin.register(RosterImport)
 class RosterImportAdmin(admin.ModelAdmin):
-    list_display = ("file_name", "started_at", "imported_by", "status", "created", "updated", "unchanged", "error_count")
+    list_display = (
+        "file_name",
+        "started_at",
+        "imported_by",
+        "status",
+        "created",
+        "updated",
+        "unchanged",
+        "error_count",
+    )
     list_filter = ("status",)
     search_fields = ("file_name",)
     readonly_fields = [f.name for f in RosterImport._meta.fields]

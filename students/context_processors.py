@@ -7,6 +7,7 @@ def portal(request):
     user = getattr(request, "user", None)
     return {
         "school_name": settings.SCHOOL_NAME,
+        "cas_enabled": bool(settings.CAS_SERVER_URL),
         "is_registrar": permissions.is_registrar(user),
         "is_secretary": permissions.is_secretary(user),
     }

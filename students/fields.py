@@ -226,7 +226,8 @@ ROLL_FIELDS: tuple[RollField, ...] = (
 
 BY_KEY: dict[str, RollField] = {f.key: f for f in ROLL_FIELDS}
 BY_CODE: dict[str, RollField] = {f.code: f for f in ROLL_FIELDS}
-IDENTIFIER_CODES = ("XH", "SFZH", "KSH")
+# Codes whose Excel number cells have lost digits or leading zeros (080901 → 80901).
+IDENTIFIER_CODES = ("XH", "SFZH", "KSH", "YXDM", "ZYDM")
 
 # Contact details are not CHSI fields but travel in the same roster.
 CONTACT_HEADERS = {

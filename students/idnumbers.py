@@ -68,7 +68,10 @@ class IdProblem:
 
 
 def check_digit(number17: str) -> str:
-    return ric.calc_check_digit(number17)
+    """The MOD 11-2 check character for the first 17 digits."""
+    # ric.calc_check_digit() drops the last character of its argument (it wants
+    # the full 18-character number), so a placeholder takes the check position.
+    return ric.calc_check_digit(number17 + "X")
 
 
 def birth_date_of(number: str) -> datetime.date | None:
@@ -119,7 +122,8 @@ def check_id_number(number: str, id_type: str, *, today: datetime.date | None = 
         return [
             IdProblem(
                 "id_15_digit",
-                str(_("证件号码是 15 位旧号码，应换为 18 位号码 %(new)s") % {"new": upgrade_15_to_18(number)}),
+                # The 18-digit form is not quoted: finding messages appear in lists and exports.
+                str(_("证件号码是 15 位旧号码，应更换为 18 位身份证号码")),
             )
         ]
     if not _ID18.match(number):

@@ -23,6 +23,8 @@ from . import fields as roll_fields
 MAX_UNPACKED_BYTES = 1024 * 1024 * 1024
 MAX_COMPRESSION_RATIO = 200
 HEADER_SEARCH_ROWS = 20
+# A PDF can be plain ASCII at its start and would pass for a CSV without a header.
+NOT_ROSTER_SIGNATURES = (b"%PDF", b"\x89PNG", b"\xff\xd8\xff", b"GIF8")
 
 
 class RosterFileError(Exception):
@@ -60,13 +62,13 @@ def open_roster(path, *, max_rows: int) -> RosterTable:
     """Open a roster file and locate its header row; raise ``RosterFileError`` if it is none."""
     with open(path, "rb") as handle:
         head = handle.read(8)
+    if head.startswith(NOT_ROSTER_SIGNATURES):
+        raise RosterFileError(_("文件不是表格：请上传 .xlsx 或 .csv 文件"))
     if head.startswith(b"PK\x03\x04"):
         return _open_xlsx(path, max_rows=max_rows)
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         # OLE2 container: either an encrypted .xlsx or a legacy .xls.
-        raise RosterFileError(
-            _("文件受密码保护或为旧版 .xls 格式：请取消密码并另存为 .xlsx 或 .csv 后再导入")
-        )
+        raise RosterFileError(_("文件受密码保护或为旧版 .xls 格式：请取消密码并另存为 .xlsx 或 .csv 后再导入"))
     return _open_csv(path)
 
 
@@ -144,12 +146,10 @@ def _locate_header(numbered_rows, *, start_col: int) -> RosterTable:
                     seen.add(key)
                 elif str(cell).strip():
                     ignored.append(str(cell).strip())
-            missing = [
-                f.code for f in roll_fields.ROLL_FIELDS if f.required and f.key not in seen
-            ]
+            missing = [f.code for f in roll_fields.ROLL_FIELDS if f.required and f.key not in seen]
             if missing:
                 raise RosterFileError(
-                    _("缺少必需的列：%(columns)s") % {"columns": "、".join(missing)}, row=number
+                    _("缺少必需的列：%(columns)s") % {"columns": "、".join(missing)}, row=number, field=missing[0]
                 )
             return RosterTable(
                 header_row=number,

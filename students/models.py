@@ -76,9 +76,7 @@ class Cohort(models.Model):
 
     class Meta:
         ordering = ["-admission_year", "level"]
-        constraints = [
-            models.UniqueConstraint(fields=["admission_year", "level"], name="cohort_year_level_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["admission_year", "level"], name="cohort_year_level_unique")]
         verbose_name = _("年级")
         verbose_name_plural = _("年级")
 

@@ -63,6 +63,9 @@ def clean_text(value) -> str:
     """Any cell value to stripped, half-width text; ``None`` becomes ``""``."""
     if value is None:
         return ""
+    if isinstance(value, float) and value.is_integer():
+        # Excel number cells arrive as floats: a phone number is not "13800000000.0".
+        value = int(value)
     if not isinstance(value, str):
         value = str(value)
     return to_halfwidth(value).strip()

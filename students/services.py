@@ -8,7 +8,7 @@ is a stable interface (README, "Roster import report").
 
 import datetime
 import logging
-from collections import defaultdict
+from collections import ChainMap, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,7 +92,14 @@ def _column_rules(columns: dict[int, str]):
             normaliser = _normalise_email if key == "email" else _normalise_phone
             code = roll_fields.code_of(key)
         rules.append(
-            (index, key, code, normaliser, getattr(model_field, "max_length", None), code in roll_fields.IDENTIFIER_CODES)
+            (
+                index,
+                key,
+                code,
+                normaliser,
+                getattr(model_field, "max_length", None),
+                code in roll_fields.IDENTIFIER_CODES,
+            )
         )
     return rules
 
@@ -103,10 +110,13 @@ def _parse_rows(table, report: ImportReport) -> list[tuple[int, dict]]:
     start_col = table.extra.get("start_col", 0)
     keys = set(table.columns.values())
     if not keys & {"department_name", "branch"}:
-        raise RosterFileError(_("缺少院系列：需要“系（所、函授站）”(XSH) 或“分院”(FY)"), row=table.header_row)
+        raise RosterFileError(
+            _("缺少院系列：需要“系（所、函授站）”(XSH) 或“分院”(FY)"), row=table.header_row, field="XSH"
+        )
     max_rows = settings.ROSTER_MAX_ROWS
     required = [(f.key, f.code) for f in roll_fields.ROLL_FIELDS if f.required]
     first_row_of: dict[str, int] = {}
+    shared = _Shared()
     parsed = []
     for row_number, cells in table.rows:
         if not any(cell not in ("", None) and str(cell).strip() for cell in cells):
@@ -141,7 +151,7 @@ def _parse_rows(table, report: ImportReport) -> list[tuple[int, dict]]:
                 )
                 row_errors.add(code)
                 continue
-            values[key] = value
+            values[key] = shared(key, value)
         for key, code in required:
             if key not in values and code not in row_errors:
                 report.error(row_number, code, _("缺少必填列"))
@@ -151,11 +161,14 @@ def _parse_rows(table, report: ImportReport) -> list[tuple[int, dict]]:
         if number:
             if number in first_row_of:
                 report.error(
-                    row_number, "XH", _("学号 %(number)s 与第 %(row)s 行重复") % {"number": number, "row": first_row_of[number]}
+                    row_number,
+                    "XH",
+                    _("学号 %(number)s 与第 %(row)s 行重复") % {"number": number, "row": first_row_of[number]},
                 )
             else:
                 first_row_of[number] = row_number
-        if not (values.get("department_name") or values.get("branch")):
+        # A department value already reported as unreadable is not reported again as empty.
+        if not (values.get("department_name") or values.get("branch")) and not row_errors & {"XSH", "FY"}:
             report.error(row_number, "XSH", _("院系为空：需要“系（所、函授站）”或“分院”"))
         parsed.append((row_number, values))
     return parsed
@@ -163,11 +176,32 @@ def _parse_rows(table, report: ImportReport) -> list[tuple[int, dict]]:
 
 def _load_existing(keys: list[str]) -> dict[str, dict]:
     columns = ["id", "version", "department_id", "major_id", "class_group_id", "cohort_id", *keys]
+    shared = _Shared()
     existing = {}
     for row in Student.objects.values_list(*columns).iterator(chunk_size=5000):
-        record = dict(zip(columns, row, strict=True))
+        record = {column: shared(column, value) for column, value in zip(columns, row, strict=True)}
         existing[record["student_number"]] = record
     return existing
+
+
+class _Shared:
+    """One object per distinct value of the repetitive columns (school, major, class…).
+
+    50,000 records repeat a few hundred such values; sharing them keeps a
+    whole-school import well inside its memory budget.
+    """
+
+    KEYS = frozenset(
+        {f.key for f in roll_fields.ROLL_FIELDS} - {"name", "id_number", "student_number", "exam_number", "birth_date"}
+    )
+
+    def __init__(self):
+        self.values: dict = {}
+
+    def __call__(self, key, value):
+        if key in self.KEYS:
+            return self.values.setdefault(value, value)
+        return value
 
 
 def _cohort_key(values: dict):
@@ -276,61 +310,51 @@ def roster_import(
     all_keys = [f.key for f in roll_fields.ROLL_FIELDS] + list(CONTACT_KEYS)
     existing = _load_existing(all_keys)
     duplicates = _duplicate_ids(parsed, existing)
-    groups = _Groups()
-
-    writes: list[dict] = []  # full records to insert or update
-    findings: list[tuple[str, int, object]] = []  # (学号, row, Finding)
-    for row_number, values in parsed:
-        old = existing.get(values["student_number"])
-        record = dict(old) if old else {}
-        record.update(values)
-        for finding in record_findings(record, today=today):
-            findings.append((values["student_number"], row_number, finding))
-        others = duplicates.get(values["id_number"])
-        if others:
-            message = _("证件号码与学号 %(others)s 的学生相同") % {
-                "others": "、".join(n for n in others if n != values["student_number"])
-            }
-            findings.append((values["student_number"], row_number, Finding("SFZH", "duplicate_id", message)))
-        if old is None:
-            report.created += 1
-            writes.append(record)
-            continue
-        changed = {key: (old.get(key), value) for key, value in values.items() if old.get(key) != value}
-        record["_changed"] = changed
-        record["_old"] = old
-        writes.append(record)
-
-    for number, row_number, finding in findings:
-        report.warn(row_number, finding.field_code, finding.kind, finding.message)
 
     with transaction.atomic():
-        groups.ensure(writes)
-        to_save = []
-        for record in writes:
-            record.update(groups.placement(record))
-            old = record.pop("_old", None)
-            changed = record.pop("_changed", None)
-            if old is not None:
-                moved = {k: (old[k], record[k]) for k in PLACEMENT_KEYS if old[k] != record[k]}
-                if not changed and not moved:
-                    report.unchanged += 1
-                    continue
-                report.updated += 1
-                record["version"] = old["version"] + 1
-                if changed:
-                    report.changes[old["id"]] = changed
-            to_save.append(record)
+        # A record is the file's values over the stored ones: a column the file
+        # lacks never blanks a field.  ChainMap avoids copying unchanged records.
+        merged = [
+            (row, values, ChainMap(values, existing.get(values["student_number"]) or {})) for row, values in parsed
+        ]
+        groups = _Groups()
+        groups.ensure([record for _row, _values, record in merged])
+        to_save, findings = [], []
+        for row_number, values, record in merged:
+            number = values["student_number"]
+            for finding in record_findings(record, today=today):
+                findings.append((number, row_number, finding))
+            others = duplicates.get(values["id_number"])
+            if others:
+                message = _("证件号码与另外 %(n)s 名学生相同") % {"n": len(others) - 1}
+                findings.append((number, row_number, Finding("SFZH", "duplicate_id", message)))
+            placement = groups.placement(record)
+            old = existing.get(number)
+            if old is None:
+                report.created += 1
+                values.update(placement)
+                to_save.append(values)
+                continue
+            changed = {key: (old.get(key), value) for key, value in values.items() if old.get(key) != value}
+            if not changed and all(old[key] == placement[key] for key in PLACEMENT_KEYS):
+                report.unchanged += 1
+                continue
+            report.updated += 1
+            if changed:
+                report.changes[old["id"]] = changed
+            to_save.append({**old, **values, **placement, "version": old["version"] + 1})
+        del merged
+        for _number, row_number, finding in findings:
+            report.warn(row_number, finding.field_code, finding.kind, finding.message)
         if dry_run:
             transaction.set_rollback(True)
         else:
             run = _record(report, file_name, imported_by, started, RosterImport.Status.APPLIED)
             _write_students(to_save, file_keys)
             _write_findings(parsed, findings, run)
+            _after_import(report)
     if dry_run:
         _record(report, file_name, imported_by, started, RosterImport.Status.DRY_RUN)
-    if not dry_run and report.changes:
-        _after_changes(report)
     return report
 
 
@@ -341,7 +365,10 @@ def _write_students(records: list[dict], file_keys: list[str]):
     update_fields = sorted(set(file_keys) | set(PLACEMENT_KEYS) | {"version", "updated_at"})
     for start in range(0, len(records), WRITE_BATCH):
         Student.objects.bulk_create(
-            [Student(**{k: v for k, v in r.items() if k in model_fields}) for r in records[start : start + WRITE_BATCH]],
+            [
+                Student(**{k: v for k, v in r.items() if k in model_fields})
+                for r in records[start : start + WRITE_BATCH]
+            ],
             update_conflicts=True,
             unique_fields=["student_number"],
             update_fields=update_fields,
@@ -386,15 +413,22 @@ def _record(report: ImportReport, file_name, imported_by, started, status) -> Ro
     report.roster_import_id = run.pk
     logger.info(
         "roster import %s (%s): %s created, %s updated, %s unchanged, %s errors, %s warnings",
-        run.pk, status, report.created, report.updated, report.unchanged, len(report.errors), len(report.warnings),
+        run.pk,
+        status,
+        report.created,
+        report.updated,
+        report.unchanged,
+        len(report.errors),
+        len(report.warnings),
     )
     return run
 
 
-def _after_changes(report: ImportReport):
-    """Hand changed values to the verification app, which reopens confirmed fields."""
+def _after_import(report: ImportReport):
+    """Let the verification app react in the same transaction: new students of open
+    campaigns get checklists, and confirmed fields whose value changed reopen."""
     from verification import services as verification_services
 
-    hook = getattr(verification_services, "roster_changes_apply", None)
-    if hook:
-        hook(changes=report.changes, roster_import_id=report.roster_import_id)
+    verification_services.campaigns_sync_open()
+    if report.changes:
+        verification_services.roster_changes_apply(changes=report.changes, roster_import_id=report.roster_import_id)

@@ -4,6 +4,7 @@ import tempfile
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.generic import DetailView, ListView
 
 from . import fields as roll_fields
@@ -17,6 +18,8 @@ from .services import roster_import
 def home(request):
     student = permissions.own_student(request.user)
     if student:
+        if student.checklists.filter(campaign__opens_at__lte=timezone.now()).exists():
+            return redirect("verification:my_checks")
         return redirect("students:student_detail", pk=student.pk)
     if permissions.is_staff_member(request.user):
         return redirect("students:student_list")
@@ -63,7 +66,8 @@ student_detail = login_required(StudentDetailView.as_view())
 @registrar_required
 def roster_upload(request):
     report = None
-    form = RosterUploadForm(request.POST or None, request.FILES or None)
+    # Bound on every POST, so a post without a file shows "this field is required" instead of nothing.
+    form = RosterUploadForm(request.POST, request.FILES) if request.method == "POST" else RosterUploadForm()
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         os.makedirs(settings.PRIVATE_ROOT, exist_ok=True)
@@ -86,5 +90,3 @@ def roster_upload(request):
         "students/roster_upload.html",
         {"form": form, "report": report, "imports": selectors.roster_import_list()[:20]},
     )
-
-

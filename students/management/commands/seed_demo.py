@@ -64,6 +64,6 @@ class Command(BaseCommand):
             if role == User.Role.STUDENT:
                 Student.objects.filter(pk=student.pk).update(user=user)
             rows.append((User.Role(role).label, username, label))
-        self.stdout.write("\nDemo accounts (password for all: %s):" % DEMO_PASSWORD)
+        self.stdout.write(f"\nDemo accounts (password for all: {DEMO_PASSWORD}):")
         for role, username, label in rows:
             self.stdout.write(f"  {role:<8} {username:<14} {label}")

@@ -1,0 +1,119 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from students import fields as roll_fields
+from students.models import Cohort
+
+from .claims import clean_claimed_value
+from .evidence import MAX_FILES_PER_FLAG
+from .models import Campaign, SupportRequest
+
+
+class VersionedForm(forms.Form):
+    """Carries the record version the page showed, so a stale form can be refused."""
+
+    record_version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/jpeg,image/png,application/pdf"}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        files = data if isinstance(data, (list, tuple)) else ([data] if data else [])
+        return [super(MultipleFileField, self).clean(item, initial) for item in files]
+
+
+class FlagForm(VersionedForm):
+    claimed_value = forms.CharField(label=_("正确的值"), max_length=200)
+    explanation = forms.CharField(
+        label=_("说明"),
+        required=False,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("简要说明哪里不对，例如“出生日期应与身份证一致”。"),
+    )
+    evidence = MultipleFileField(
+        label=_("证明材料"),
+        required=False,
+        help_text=_("JPEG、PNG 或 PDF，每个不超过 10 MB，最多 %(n)s 个。") % {"n": MAX_FILES_PER_FLAG},
+    )
+
+    def __init__(self, *args, field: roll_fields.RollField, id_type: str, needs_evidence: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.roll_field, self.id_type, self.needs_evidence = field, id_type, needs_evidence
+        claimed = self.fields["claimed_value"]
+        claimed.label = _("正确的%(label)s") % {"label": field.label}
+        if field.choices:
+            self.fields["claimed_value"] = forms.ChoiceField(
+                label=claimed.label, choices=[("", "—")] + [(c, c) for c in field.choices]
+            )
+        elif field.is_date:
+            claimed.widget = forms.DateInput(attrs={"type": "date"})
+            claimed.help_text = _("例如 2006-03-14")
+        if not needs_evidence:
+            del self.fields["evidence"]
+
+    def clean_claimed_value(self):
+        try:
+            return clean_claimed_value(self.roll_field, self.cleaned_data["claimed_value"], id_type=self.id_type)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.needs_evidence and not cleaned.get("evidence") and not self.initial.get("has_evidence"):
+            self.add_error("evidence", _("身份信息的更正需要上传证明材料"))
+        return cleaned
+
+
+class ConfirmAllForm(VersionedForm):
+    attest = forms.BooleanField(
+        label=_("我已在学信网逐项核对本人学籍信息，以上信息全部正确。"),
+        error_messages={"required": _("请勾选确认声明")},
+    )
+
+
+class SupportRequestForm(forms.Form):
+    note = forms.CharField(
+        label=_("补充说明（可选）"), required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+
+class CampaignForm(forms.ModelForm):
+    cohorts = forms.ModelMultipleChoiceField(
+        label=_("年级"), queryset=Cohort.objects.all(), widget=forms.CheckboxSelectMultiple
+    )
+    field_codes = forms.MultipleChoiceField(
+        label=_("学生核对的字段"),
+        widget=forms.CheckboxSelectMultiple,
+        choices=[
+            (f.code, f"{f.label}（{f.code}）")
+            for f in roll_fields.ROLL_FIELDS
+            if f.student_check != roll_fields.StudentCheck.HIDDEN
+        ],
+    )
+
+    class Meta:
+        model = Campaign
+        fields = ["name", "kind", "cohorts", "opens_at", "closes_at", "instructions", "field_codes"]
+        widgets = {
+            "opens_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+            "closes_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+            "instructions": forms.Textarea(attrs={"rows": 4}),
+        }
+
+    def clean(self):
+        cleaned = super().clean()
+        opens, closes = cleaned.get("opens_at"), cleaned.get("closes_at")
+        if opens and closes and closes <= opens:
+            self.add_error("closes_at", _("截止时间必须晚于开始时间"))
+        return cleaned
+
+
+SUPPORT_KINDS = {kind.value: kind for kind in SupportRequest.Kind}
