@@ -172,19 +172,26 @@ def refresh_state(checklist: Checklist, *, now=None) -> Checklist:
     return checklist
 
 
-def _answer(checklist, field, status, *, by, proxy, now):
-    FieldCheck.objects.update_or_create(
-        checklist=checklist,
-        field_code=field.code,
-        defaults={
-            "status": status,
-            "seen_value": _seen_value(checklist.student, field),
-            "record_version": checklist.student.version,
-            "previous_value": "",
-            "answered_at": now,
-            "answered_by": by,
-            "is_proxy": proxy,
-        },
+def _answer(checklist, fields, status, *, by, proxy, now):
+    """Record the student's answer for some fields in one statement (an upsert)."""
+    FieldCheck.objects.bulk_create(
+        [
+            FieldCheck(
+                checklist=checklist,
+                field_code=field.code,
+                status=status,
+                seen_value=_seen_value(checklist.student, field),
+                record_version=checklist.student.version,
+                previous_value="",
+                answered_at=now,
+                answered_by=by,
+                is_proxy=proxy,
+            )
+            for field in fields
+        ],
+        update_conflicts=True,
+        unique_fields=["checklist", "field_code"],
+        update_fields=["status", "seen_value", "record_version", "previous_value", "answered_at", "answered_by", "is_proxy"],
     )
 
 
@@ -212,7 +219,7 @@ def field_confirm(*, checklist_id: int, field_code: str, record_version, by, pro
             if flag.status not in (S.SUBMITTED, S.RETURNED):
                 raise VerificationError(_("该报错已转学籍科处理，不能改为正确；如有疑问请联系学籍科。"))
             _flag_move(flag, S.WITHDRAWN, by=by, note=_("学生改为确认正确"), now=now)
-        _answer(checklist, field, FieldCheck.Status.CONFIRMED, by=by, proxy=proxy, now=now)
+        _answer(checklist, [field], FieldCheck.Status.CONFIRMED, by=by, proxy=proxy, now=now)
         checklist.last_activity_at = now
         return refresh_state(checklist, now=now)
 
@@ -228,8 +235,7 @@ def checklist_confirm_all(*, checklist_id: int, record_version, by, proxy=False,
             or checklist.field_checks.filter(status=FieldCheck.Status.FLAGGED).exists()
         ):
             raise VerificationError(_("你有报错的字段，不能一键确认全部正确；请逐项核对。"))
-        for field in checklist.campaign.checked_fields():
-            _answer(checklist, field, FieldCheck.Status.CONFIRMED, by=by, proxy=proxy, now=now)
+        _answer(checklist, checklist.campaign.checked_fields(), FieldCheck.Status.CONFIRMED, by=by, proxy=proxy, now=now)
         checklist.attested_at = now
         checklist.last_activity_at = now
         return refresh_state(checklist, now=now)
@@ -334,7 +340,7 @@ def field_flag(
             )
             _attach(flag, stored, by=by)
             _log(flag, "verification.flag.submitted", by=by, to_status=S.SUBMITTED, note=flag.explanation, now=now)
-            _answer(checklist, field, FieldCheck.Status.FLAGGED, by=by, proxy=proxy, now=now)
+            _answer(checklist, [field], FieldCheck.Status.FLAGGED, by=by, proxy=proxy, now=now)
             checklist.last_activity_at = now
             checklist.attested_at = None  # "all correct" no longer holds
             refresh_state(checklist, now=now)
@@ -379,7 +385,7 @@ def _amend(flag, checklist, field, value, explanation, stored, *, by, proxy, now
     elif edited or added:
         # A double submit changes nothing and leaves no trace in the history.
         _log(flag, "verification.flag.amended", by=by, note=flag.explanation, now=now)
-    _answer(checklist, field, FieldCheck.Status.FLAGGED, by=by, proxy=proxy, now=now)
+    _answer(checklist, [field], FieldCheck.Status.FLAGGED, by=by, proxy=proxy, now=now)
     checklist.last_activity_at = now
     refresh_state(checklist, now=now)
     return flag

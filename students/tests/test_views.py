@@ -659,3 +659,14 @@ def test_every_students_model_is_in_the_admin(client, superuser):
         assert admin.site.is_registered(model), model.__name__
         url = reverse(f"admin:students_{model._meta.model_name}_changelist")
         assert client.get(url).status_code == 200, url
+
+
+def test_portal_is_chinese_even_when_the_browser_prefers_english(client):
+    response = client.get("/accounts/login/", HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9")
+    assert 'lang="zh-hans"' in html(response)
+    assert response["Content-Language"] == "zh-hans"
+
+
+def test_chosen_language_is_kept_in_the_cookie(client):
+    client.post("/i18n/setlang/", {"language": "en", "next": "/accounts/login/"})
+    assert 'lang="en"' in html(client.get("/accounts/login/"))

@@ -1,11 +1,14 @@
+import datetime
+import random
 import tempfile
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from students.demo import generate_roster, write_roster_xlsx
-from students.models import Department, Student, User
+from students.models import Cohort, Department, Student, User
 from students.services import roster_import
 
 DEMO_PASSWORD = "rollcheck-demo"
@@ -40,7 +43,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Imported {report.created} new, {report.updated} updated students with {len(report.warnings)} findings."
         )
-        self._accounts()
+        demo_student = self._accounts()
+        self._campaign(seed=seed, skip=demo_student)
 
     @transaction.atomic
     def _accounts(self):
@@ -67,3 +71,45 @@ class Command(BaseCommand):
         self.stdout.write(f"\nDemo accounts (password for all: {DEMO_PASSWORD}):")
         for role, username, label in rows:
             self.stdout.write(f"  {role:<8} {username:<14} {label}")
+        return student
+
+    def _campaign(self, *, seed, skip):
+        """An open campaign with some students already done, so every page has something to show."""
+        from verification import services
+        from verification.models import Campaign
+
+        cohort = Cohort.objects.order_by("-admission_year").first()
+        now = timezone.now()
+        opened = now - datetime.timedelta(days=10)
+        campaign = Campaign.objects.filter(name=f"{cohort}新生学籍核对").first() or Campaign(
+            name=f"{cohort}新生学籍核对",
+            opens_at=opened,
+            closes_at=now + datetime.timedelta(days=21),
+            instructions="请登录学信网核对本人学籍信息，逐项选择“正确”或“有误”。信息有误的，请填写正确内容并上传证明材料。",
+        )
+        services.campaign_save(campaign=campaign, cohorts=[cohort])
+        if campaign.checklists.exclude(state="not_started").exists():
+            return
+        rng = random.Random(seed)
+        checklists = list(campaign.checklists.exclude(student=skip).select_related("student").order_by("id"))
+        active = rng.sample(checklists, k=len(checklists) * 11 // 20)
+        for index, checklist in enumerate(active):
+            when = opened + datetime.timedelta(seconds=rng.uniform(0, (now - opened).total_seconds()))
+            version = checklist.student.version
+            if index % 10 < 8:
+                services.checklist_confirm_all(checklist_id=checklist.pk, record_version=version, by=None, now=when)
+            elif index % 10 == 8:
+                services.field_flag(
+                    checklist_id=checklist.pk,
+                    field_code="BH",
+                    claimed_value=checklist.student.class_name + "A",
+                    explanation="班号与学院分班名单不一致",
+                    record_version=version,
+                    by=None,
+                    now=when,
+                )
+            else:
+                services.field_confirm(
+                    checklist_id=checklist.pk, field_code="XM", record_version=version, by=None, now=when
+                )
+        self.stdout.write(f"Campaign “{campaign.name}” open, {len(active)} students have started.")
