@@ -265,3 +265,75 @@ class SupportRequest(models.Model):
 
     def __str__(self):
         return f"{self.checklist_id} {self.kind}"
+
+
+class Export(models.Model):
+    """One export: the access log entry and, for large ones, the stored file.
+
+    Every download of student data creates one (who, when, what, how many rows,
+    from where).  Small exports are written straight into the response; large
+    ones are built by a Celery task into private storage and expire.
+    """
+
+    class Kind(models.TextChoices):
+        CLASS_SIGN_OFF = "class-sign-off", _("班级核对登记表")
+        DEPARTMENT_ERRORS = "department-errors", _("学籍信息有误学生名单")
+        CHSI_CORRECTIONS = "chsi-corrections", _("学信网更正清单")
+        UNVERIFIED = "unverified", _("未完成核对学生名单")
+        FINDINGS = "findings", _("数据问题清单")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("排队中")
+        RUNNING = "running", _("生成中")
+        DONE = "done", _("已完成")
+        FAILED = "failed", _("失败")
+        EXPIRED = "expired", _("已过期")
+
+    kind = models.CharField(_("类型"), max_length=32, choices=Kind.choices)
+    params = models.JSONField(_("范围"), default=dict)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(_("申请时间"), default=timezone.now)
+    ip_address = models.GenericIPAddressField(_("来源地址"), null=True, blank=True)
+    status = models.CharField(_("状态"), max_length=16, choices=Status.choices, default=Status.PENDING)
+    row_count = models.PositiveIntegerField(_("行数"), null=True, blank=True)
+    file_name = models.CharField(_("文件名"), max_length=200, blank=True)
+    storage_name = models.CharField(max_length=100, blank=True, editable=False)
+    finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("过期时间"), null=True, blank=True)
+    error = models.TextField(_("错误"), blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        indexes = [models.Index(fields=["requested_by", "-requested_at"]), models.Index(fields=["status", "expires_at"])]
+        verbose_name = _("导出记录")
+        verbose_name_plural = _("导出记录")
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.requested_at:%Y-%m-%d %H:%M}"
+
+
+class ClassProgressLink(models.Model):
+    """A revocable, expiring link to a class's progress, for the class WeChat group.
+
+    It shows the counts and the names of students not yet done, nothing else.
+    """
+
+    token = models.CharField(max_length=64, unique=True, editable=False)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    class_group = models.ForeignKey("students.ClassGroup", on_delete=models.CASCADE, related_name="progress_links")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(_("有效期至"))
+    revoked_at = models.DateTimeField(_("撤销时间"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("班级进度链接")
+        verbose_name_plural = _("班级进度链接")
+
+    def __str__(self):
+        return f"{self.class_group} {self.expires_at:%Y-%m-%d}"
+
+    def is_valid(self, now=None) -> bool:
+        now = now or timezone.now()
+        return self.revoked_at is None and now < self.expires_at
