@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 
 from students import account_views, cas
 from students.views import home
+from verification import workspace_views
 
 urlpatterns = [
     path("", home, name="home"),
@@ -19,5 +20,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("students/", include("students.urls")),
     path("", include("verification.urls")),
+    path("workspace/", include("verification.workspace_urls")),
+    path("p/<str:token>/", workspace_views.progress_public, name="class_progress_public"),
     path("admin/", admin.site.urls),
 ]

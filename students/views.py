@@ -21,8 +21,10 @@ def home(request):
         if student.checklists.filter(campaign__opens_at__lte=timezone.now()).exists():
             return redirect("verification:my_checks")
         return redirect("students:student_detail", pk=student.pk)
-    if permissions.is_staff_member(request.user):
-        return redirect("students:student_list")
+    if permissions.is_registrar(request.user):
+        return redirect("workspace:school")
+    if permissions.is_secretary(request.user):
+        return redirect("workspace:dashboard")
     return render(request, "students/home.html")
 
 

@@ -91,3 +91,66 @@ def campaign_list():
 
 def evidence_required(field: roll_fields.RollField) -> bool:
     return field.evidence
+
+
+# ---------------------------------------------------------------------------
+# Workspaces (secretaries and registrar staff)
+# ---------------------------------------------------------------------------
+
+
+def campaign_for_workspace(campaign_id=None) -> Campaign | None:
+    """The campaign a dashboard shows: the one asked for, else the latest that has opened."""
+    campaigns = Campaign.objects.all()
+    if campaign_id:
+        return campaigns.filter(pk=campaign_id).first()
+    now = timezone.now()
+    return (
+        campaigns.filter(opens_at__lte=now, closed_at__isnull=True).order_by("-opens_at").first()
+        or campaigns.filter(opens_at__lte=now).order_by("-opens_at").first()
+        or campaigns.order_by("-opens_at").first()
+    )
+
+
+def class_checklists(*, campaign: Campaign, class_group, only_not_done: bool = False):
+    """A class's students with their checklist, in 学号 order: one query."""
+    checklists = (
+        Checklist.objects.filter(campaign=campaign, student__class_group=class_group)
+        .select_related("student")
+        .order_by("student__student_number")
+    )
+    if only_not_done:
+        checklists = checklists.exclude(state__in=Checklist.FINISHED)
+    return checklists
+
+
+def review_queue(*, user, statuses, department_id=None, field_code=None):
+    """Flags of the students the user may see, oldest first."""
+    flags = (
+        Flag.objects.filter(checklist__student__in=students_for(user), status__in=statuses)
+        .select_related("checklist__student__department", "checklist__student__class_group", "checklist__campaign")
+        .prefetch_related("evidence")
+        .order_by("created_at", "id")
+    )
+    if department_id:
+        flags = flags.filter(checklist__student__department_id=department_id)
+    if field_code:
+        flags = flags.filter(field_code=field_code)
+    return flags
+
+
+def findings_for_students(student_ids) -> dict[int, list]:
+    from students.models import ImportFinding
+
+    result: dict[int, list] = {}
+    for finding in ImportFinding.objects.filter(student_id__in=student_ids).order_by("field_code"):
+        result.setdefault(finding.student_id, []).append(finding)
+    return result
+
+
+def flag_for_staff(*, user, flag_id: int) -> Flag:
+    return get_object_or_404(
+        Flag.objects.filter(checklist__student__in=students_for(user)).select_related(
+            "checklist__student__department", "checklist__campaign"
+        ),
+        pk=flag_id,
+    )

@@ -5,6 +5,7 @@ here.  Each locks the checklist row, checks the move is allowed, writes the
 history, and recomputes the checklist's state.
 """
 
+import datetime
 from collections import defaultdict
 
 from django.db import transaction
@@ -563,3 +564,51 @@ def reopened_changes(checklist: Checklist) -> dict[str, tuple[str, str]]:
         now_value = student.masked_id_number if field.key == "id_number" else record_value(student, field)
         result[check.field_code] = (check.previous_value, now_value)
     return result
+
+
+def flags_transition_bulk(*, flag_ids: list[int], to: str, by, note: str = "", now=None) -> tuple[int, list[str]]:
+    """The same move for many flags; each is its own transaction, refusals are collected.
+
+    Returns (moved, messages for the refused ones).
+    """
+    moved, refused = 0, []
+    for flag_id in flag_ids:
+        try:
+            flag_transition(flag_id=flag_id, to=to, by=by, note=note, now=now)
+        except (VerificationError, Flag.DoesNotExist) as exc:
+            refused.append(f"#{flag_id}: {exc}" if str(exc) else f"#{flag_id}")
+        else:
+            moved += 1
+    return moved, refused
+
+
+# ---------------------------------------------------------------------------
+# Class progress links
+# ---------------------------------------------------------------------------
+
+PROGRESS_LINK_DAYS = 14
+
+
+def progress_link_create(*, campaign: Campaign, class_group, by, days: int = PROGRESS_LINK_DAYS, now=None):
+    """A new link to a class's progress for its WeChat group; valid ``days`` days."""
+    import secrets
+
+    from .models import ClassProgressLink
+
+    now = now or timezone.now()
+    days = max(1, min(int(days), 60))
+    return ClassProgressLink.objects.create(
+        token=secrets.token_urlsafe(24),
+        campaign=campaign,
+        class_group=class_group,
+        created_by=by,
+        created_at=now,
+        expires_at=now + datetime.timedelta(days=days),
+    )
+
+
+def progress_link_revoke(*, link, now=None):
+    if link.revoked_at is None:
+        link.revoked_at = now or timezone.now()
+        link.save(update_fields=["revoked_at"])
+    return link

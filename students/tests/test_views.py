@@ -54,6 +54,8 @@ LOGIN = "→ login"  # redirect to the portal's sign-in page, coming back afterw
 ADMIN_LOGIN = "→ admin login"  # the Django admin's own sign-in page
 OWN_RECORD = "→ own record"
 STUDENT_LIST = "→ student list"
+DASHBOARD = "→ department dashboard"
+SCHOOL = "→ school dashboard"
 SIGNED_OUT = "→ signed out"
 CLAIM = "→ claim"  # the claim's second step without the first
 
@@ -66,9 +68,10 @@ class Route:
     method: str = "get"
     record: str | None = None  # "student" or "other_student": the pk in the URL
     data: dict = field(default_factory=dict)
+    kwargs: dict = field(default_factory=dict)
 
     def path(self, cast) -> str:
-        kwargs = {"pk": cast[self.record].pk} if self.record else {}
+        kwargs = {"pk": cast[self.record].pk} if self.record else dict(self.kwargs)
         return reverse(self.url_name, kwargs=kwargs)
 
 
@@ -80,7 +83,7 @@ MATRIX = [
     Route(
         "home",
         "home",
-        everyone(STUDENT_LIST, anonymous=LOGIN, student=OWN_RECORD),
+        everyone(SCHOOL, anonymous=LOGIN, student=OWN_RECORD, own_secretary=DASHBOARD, other_secretary=DASHBOARD),
     ),
     Route("login page", "login", everyone(200)),
     Route("claim", "claim", everyone(200)),
@@ -88,6 +91,8 @@ MATRIX = [
     # Campus SSO is off unless CAS_SERVER_URL is set (students/tests/test_cas.py covers it on).
     Route("cas login", "cas_ng_login", everyone(404)),
     Route("cas logout", "cas_ng_logout", everyone(404)),
+    # A class progress link only opens with a valid token (verification/tests cover valid ones).
+    Route("class progress, unknown token", "class_progress_public", everyone(404), kwargs={"token": "nope"}),
     Route("logout", "logout", everyone(SIGNED_OUT), method="post"),
     Route(
         "student list",
@@ -172,6 +177,10 @@ def test_permission_matrix(client, cast, route, persona):
         assert_redirect(response, reverse("students:student_detail", kwargs={"pk": cast["student"].pk}))
     elif expected == STUDENT_LIST:
         assert_redirect(response, reverse("students:student_list"))
+    elif expected == DASHBOARD:
+        assert_redirect(response, reverse("workspace:dashboard"))
+    elif expected == SCHOOL:
+        assert_redirect(response, reverse("workspace:school"))
     elif expected == CLAIM:
         assert_redirect(response, reverse("claim"))
     elif expected == SIGNED_OUT:
