@@ -181,6 +181,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "campaigns-close-due": {"task": "verification.tasks.campaigns_close_due", "schedule": 300.0},
+    "reminders-dispatch-due": {"task": "notices.tasks.reminders_dispatch_due", "schedule": 120.0},
+    "digests-build-due": {"task": "notices.tasks.digests_build_due", "schedule": 300.0},
+    "exports-purge-expired": {"task": "verification.tasks.exports_purge_expired", "schedule": 3600.0},
 }
 
 # ------------------------------------------------------------------------------
@@ -191,8 +194,17 @@ SCHOOL_CODE = env.str("SCHOOL_CODE", default="19999")
 # Provinces differ on which corrections need provincial approval
 # (shared/DOMAIN.md §6.2); CHSI codes listed here override the registry's default.
 ROLL_PROVINCE_APPROVAL_FIELDS = env.list("ROLL_PROVINCE_APPROVAL_FIELDS", default=[])
+PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000")
+# How long a reminder send may stay claimed before it counts as lost (a killed worker).
+REMINDER_LEASE_SECONDS = env.int("REMINDER_LEASE_SECONDS", default=600)
+# When department digests go out each morning (local time, HH:MM).
+DIGEST_TIME = env.str("DIGEST_TIME", default="07:30")
 ROSTER_MAX_ROWS = env.int("ROSTER_MAX_ROWS", default=200_000)
 ROSTER_MAX_UPLOAD_BYTES = env.int("ROSTER_MAX_UPLOAD_BYTES", default=100 * 1024 * 1024)
+# Exports estimated at fewer rows than this are built inside the request; larger
+# ones go to a Celery task.  Stored export files are deleted after this many hours.
+EXPORT_INLINE_MAX_ROWS = env.int("EXPORT_INLINE_MAX_ROWS", default=5000)
+EXPORT_RETENTION_HOURS = env.int("EXPORT_RETENTION_HOURS", default=24)
 
 # ------------------------------------------------------------------------------
 # Security
