@@ -77,6 +77,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "students.context_processors.portal",
+                "notices.context_processors.unread",
             ],
         },
     },
@@ -205,6 +206,24 @@ ROSTER_MAX_UPLOAD_BYTES = env.int("ROSTER_MAX_UPLOAD_BYTES", default=100 * 1024 
 # ones go to a Celery task.  Stored export files are deleted after this many hours.
 EXPORT_INLINE_MAX_ROWS = env.int("EXPORT_INLINE_MAX_ROWS", default=5000)
 EXPORT_RETENTION_HOURS = env.int("EXPORT_RETENTION_HOURS", default=24)
+
+# ------------------------------------------------------------------------------
+# Encryption at rest for ID numbers (docs/keys.md)
+# ------------------------------------------------------------------------------
+# Fernet keys, newest first: the first encrypts, all decrypt (rotation).
+ID_NUMBER_KEYS = env.list("ID_NUMBER_KEYS", default=[])
+# HMAC key for the searchable hash stored beside each encrypted ID number.
+ID_NUMBER_HASH_KEY = env.str("ID_NUMBER_HASH_KEY", default="")
+if not (ID_NUMBER_KEYS and ID_NUMBER_HASH_KEY):
+    if not DEBUG:
+        raise ImproperlyConfigured("ID_NUMBER_KEYS and ID_NUMBER_HASH_KEY must be set when DEBUG is off.")
+    # Development only: keys derived from the development SECRET_KEY.
+    import base64
+    import hashlib
+
+    _seed = hashlib.sha256(f"id-number-keys:{SECRET_KEY}".encode()).digest()
+    ID_NUMBER_KEYS = ID_NUMBER_KEYS or [base64.urlsafe_b64encode(_seed).decode()]
+    ID_NUMBER_HASH_KEY = ID_NUMBER_HASH_KEY or hashlib.sha256(b"hash:" + _seed).hexdigest()
 
 # ------------------------------------------------------------------------------
 # Security

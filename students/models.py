@@ -5,6 +5,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import idnumbers
+from .crypto import EncryptedTextField, KeyedHashField
 from .idnumbers import IdType
 
 
@@ -116,7 +117,9 @@ class Student(models.Model):
     gender = models.CharField(_("性别"), max_length=8, blank=True)
     birth_date = models.DateField(_("出生日期"), null=True, blank=True)
     id_type = models.CharField(_("证件类型"), max_length=32, default=IdType.RESIDENT)
-    id_number = models.CharField(_("证件号码"), max_length=40)
+    # Encrypted at rest; the keyed hash beside it serves uniqueness checks and look-ups.
+    id_number = EncryptedTextField(_("证件号码"))
+    id_number_hash = KeyedHashField(source="id_number", db_index=True)
     political_status = models.CharField(_("政治面貌"), max_length=40, blank=True)
     ethnicity = models.CharField(_("民族"), max_length=40, blank=True)
     origin_province = models.CharField(_("生源省市"), max_length=40, blank=True)
@@ -166,7 +169,6 @@ class Student(models.Model):
         ordering = ["student_number"]
         indexes = [
             models.Index(fields=["department", "class_group"]),
-            models.Index(fields=["id_number"]),
             models.Index(fields=["name"]),
         ]
         verbose_name = _("学籍信息")

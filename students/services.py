@@ -16,11 +16,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from . import crypto, normalize
 from . import fields as roll_fields
-from . import normalize
 from .findings import Finding, record_findings
 from .importers import RosterFileError, column_letter, open_roster
 from .models import ClassGroup, Cohort, Department, ImportFinding, Major, RosterImport, Student
@@ -175,10 +177,15 @@ def _parse_rows(table, report: ImportReport) -> list[tuple[int, dict]]:
 
 
 def _load_existing(keys: list[str]) -> dict[str, dict]:
-    columns = ["id", "version", "department_id", "major_id", "class_group_id", "cohort_id", *keys]
+    """Every stored record by 学号.  ID numbers stay encrypted (``id_token``) and are
+    compared by their keyed hash; only the ones that changed are ever decrypted."""
+    plain = [key for key in keys if key != "id_number"]
+    columns = ["id", "version", "department_id", "major_id", "class_group_id", "cohort_id", *plain, "id_number_hash"]
+    columns.append("id_token")
+    rows = Student.objects.annotate(id_token=Cast("id_number", output_field=TextField())).values_list(*columns)
     shared = _Shared()
     existing = {}
-    for row in Student.objects.values_list(*columns).iterator(chunk_size=5000):
+    for row in rows.iterator(chunk_size=5000):
         record = {column: shared(column, value) for column, value in zip(columns, row, strict=True)}
         existing[record["student_number"]] = record
     return existing
@@ -256,16 +263,16 @@ class _Groups:
         }
 
 
-def _duplicate_ids(parsed, existing) -> dict[str, list[str]]:
-    """证件号码 → every 学号 holding it, across the file and the rest of the school."""
+def _duplicate_ids(parsed, existing, hashes) -> dict[str, list[str]]:
+    """Keyed hash of a 证件号码 → every 学号 holding it, across the file and the rest of the school."""
     holders: dict[str, set] = defaultdict(set)
     in_file = {values["student_number"] for _row, values in parsed}
     for number, record in existing.items():
-        if number not in in_file and record.get("id_number"):
-            holders[record["id_number"]].add(number)
+        if number not in in_file and record.get("id_number_hash"):
+            holders[record["id_number_hash"]].add(number)
     for _row, values in parsed:
-        holders[values["id_number"]].add(values["student_number"])
-    return {id_number: sorted(numbers) for id_number, numbers in holders.items() if len(numbers) > 1}
+        holders[hashes[values["student_number"]]].add(values["student_number"])
+    return {key: sorted(numbers) for key, numbers in holders.items() if len(numbers) > 1}
 
 
 PLACEMENT_KEYS = ("department_id", "major_id", "cohort_id", "class_group_id")
@@ -309,7 +316,8 @@ def roster_import(
     file_keys = sorted({key for _row, values in parsed for key in values})
     all_keys = [f.key for f in roll_fields.ROLL_FIELDS] + list(CONTACT_KEYS)
     existing = _load_existing(all_keys)
-    duplicates = _duplicate_ids(parsed, existing)
+    hashes = {values["student_number"]: crypto.keyed_hash(values["id_number"]) for _row, values in parsed}
+    duplicates = _duplicate_ids(parsed, existing, hashes)
 
     with transaction.atomic():
         # A record is the file's values over the stored ones: a column the file
@@ -324,7 +332,7 @@ def roster_import(
             number = values["student_number"]
             for finding in record_findings(record, today=today):
                 findings.append((number, row_number, finding))
-            others = duplicates.get(values["id_number"])
+            others = duplicates.get(hashes[number])
             if others:
                 message = _("证件号码与另外 %(n)s 名学生相同") % {"n": len(others) - 1}
                 findings.append((number, row_number, Finding("SFZH", "duplicate_id", message)))
@@ -335,7 +343,14 @@ def roster_import(
                 values.update(placement)
                 to_save.append(values)
                 continue
-            changed = {key: (old.get(key), value) for key, value in values.items() if old.get(key) != value}
+            changed = {
+                key: (old.get(key), value)
+                for key, value in values.items()
+                if key != "id_number" and old.get(key) != value
+            }
+            if old["id_number_hash"] != hashes[number]:
+                old_id = crypto.decrypt(old["id_token"]) if old["id_token"] else ""
+                changed["id_number"] = (old_id, values["id_number"])
             if not changed and all(old[key] == placement[key] for key in PLACEMENT_KEYS):
                 report.unchanged += 1
                 continue
@@ -362,7 +377,7 @@ def _write_students(records: list[dict], file_keys: list[str]):
     model_fields = {f.attname for f in Student._meta.concrete_fields} - {"id"}
     # One INSERT … ON CONFLICT (学号) DO UPDATE for new and changed records alike,
     # built a batch at a time so that 50,000 model instances never coexist.
-    update_fields = sorted(set(file_keys) | set(PLACEMENT_KEYS) | {"version", "updated_at"})
+    update_fields = sorted(set(file_keys) | set(PLACEMENT_KEYS) | {"version", "updated_at", "id_number_hash"})
     for start in range(0, len(records), WRITE_BATCH):
         Student.objects.bulk_create(
             [

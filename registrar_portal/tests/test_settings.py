@@ -21,7 +21,11 @@ from django.db import transaction
 from registrar_portal.celery import app
 
 ROOT = Path(__file__).resolve().parents[2]
-CLEARED = ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS")
+CLEARED = ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "ID_NUMBER_KEYS", "ID_NUMBER_HASH_KEY")
+PRODUCTION_KEYS = {
+    "ID_NUMBER_KEYS": "8k1JbZxYQm3Yt1P8m6w2y9S0fZ4n7q5r1u3v6x8z0A4=",
+    "ID_NUMBER_HASH_KEY": "a-separate-long-random-hash-key-" + "y" * 32,
+}
 
 
 def portal_env(tmp_path, **overrides) -> dict:
@@ -33,6 +37,8 @@ def portal_env(tmp_path, **overrides) -> dict:
         DEBUG="",
         SECRET_KEY="",
         ALLOWED_HOSTS="",
+        ID_NUMBER_KEYS="",
+        ID_NUMBER_HASH_KEY="",
         REDIS_URL="",
         # Nothing the check writes or reads depends on the current directory or the real database.
         DATABASE_URL=f"sqlite:///{tmp_path / 'check.sqlite3'}",
@@ -82,9 +88,22 @@ def test_debug_off_with_key_and_hosts_starts(tmp_path):
         "check",
         SECRET_KEY="a-long-random-production-key-" + "x" * 40,
         ALLOWED_HOSTS="rollcheck.example.edu.cn",
+        **PRODUCTION_KEYS,
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+def test_debug_off_without_id_number_keys_refuses_to_start(tmp_path):
+    """ID numbers are encrypted at rest: production must bring its own keys (docs/keys.md)."""
+    result = manage(
+        tmp_path,
+        "check",
+        SECRET_KEY="a-long-random-production-key-" + "x" * 40,
+        ALLOWED_HOSTS="rollcheck.example.edu.cn",
+    )
+    assert result.returncode != 0
+    assert "ID_NUMBER_KEYS" in result.stderr
 
 
 @pytest.mark.parametrize("debug", ["0", "false", "off"])
