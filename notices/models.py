@@ -251,9 +251,7 @@ class DigestDelivery(models.Model):
     last_error = models.TextField(blank=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["digest", "channel", "recipient"], name="digest_delivery_once")
-        ]
+        constraints = [models.UniqueConstraint(fields=["digest", "channel", "recipient"], name="digest_delivery_once")]
         verbose_name = _("日报发送")
         verbose_name_plural = _("日报发送")
 

@@ -21,6 +21,8 @@ import smtplib
 
 from django.conf import settings
 from django.core import mail
+from django.core.exceptions import EmptyResultSet
+from django.db import connection as database
 from django.db import transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string
@@ -44,6 +46,8 @@ UNFINISHED = (Checklist.State.NOT_STARTED, Checklist.State.IN_PROGRESS, Checklis
 CHUNK = 500
 MAX_ATTEMPTS = 4
 BACKOFF = (datetime.timedelta(minutes=1), datetime.timedelta(minutes=5), datetime.timedelta(minutes=15))
+# Without a timeout a silent SMTP server holds a claimed row until the task's time limit.
+SMTP_TIMEOUT = 30
 
 
 def _lease() -> datetime.timedelta:
@@ -62,19 +66,28 @@ def stage_send_at(campaign: Campaign, kind: str, days_before: int) -> datetime.d
 
 
 def reminder_plan_ensure(*, campaign: Campaign) -> list[ReminderStage]:
-    """Create the default plan where missing; move stages not yet sent when the dates change."""
-    stages = []
-    for kind, days in DEFAULT_PLAN:
-        stage, _created = ReminderStage.objects.get_or_create(
-            campaign=campaign, kind=kind, days_before=days, defaults={"send_at": stage_send_at(campaign, kind, days)}
+    """Give a new campaign the default plan; move stages not yet sent when the dates change.
+
+    The defaults are created once: a stage the registrar removed stays removed
+    when the campaign is edited later.
+    """
+    planned = campaign.reminder_stages.exclude(kind=ReminderStage.Kind.MANUAL)
+    if not planned.exists():
+        ReminderStage.objects.bulk_create(
+            [
+                ReminderStage(
+                    campaign=campaign, kind=kind, days_before=days, send_at=stage_send_at(campaign, kind, days)
+                )
+                for kind, days in DEFAULT_PLAN
+            ],
+            ignore_conflicts=True,
         )
-        stages.append(stage)
-    for stage in campaign.reminder_stages.filter(dispatched_at__isnull=True).exclude(kind=ReminderStage.Kind.MANUAL):
+    for stage in planned.filter(dispatched_at__isnull=True):
         wanted = stage_send_at(campaign, stage.kind, stage.days_before)
         if stage.send_at != wanted:
             stage.send_at = wanted
             stage.save(update_fields=["send_at"])
-    return stages
+    return list(planned)
 
 
 def stage_add(*, campaign: Campaign, days_before: int) -> ReminderStage:
@@ -93,7 +106,7 @@ def stage_remove(*, stage: ReminderStage) -> bool:
 
 
 def remind_now(*, campaign: Campaign, student_ids: list[int], by, request_key: str, now=None) -> ReminderStage:
-    """"Remind these now": a one-off stage for chosen students, dispatched at once.
+    """“Remind these now”: a one-off stage for chosen students, dispatched at once.
 
     ``request_key`` comes from the form, so a double submit creates one stage.
     """
@@ -136,27 +149,58 @@ def stage_dispatch(*, stage_id: int, now=None) -> int:
         )
         if stage is None:
             return 0
-        grace = now + _lease()
-        student_ids = list(_recipients(stage))
-        Delivery.objects.bulk_create(
-            (
-                Delivery(
-                    campaign_id=stage.campaign_id,
-                    stage_id=stage.pk,
-                    student_id=student_id,
-                    next_attempt_at=grace,
-                    created_at=now,
-                )
-                for student_id in student_ids
-            ),
-            batch_size=5000,
-            ignore_conflicts=True,
-        )
+        written = _insert_deliveries(stage, now=now, grace=now + _lease())
         stage.dispatched_at = now
         stage.save(update_fields=["dispatched_at"])
         transaction.on_commit(lambda: enqueue_stage(stage.pk))
-    logger.info("reminder stage %s dispatched to %s students", stage_id, len(student_ids))
-    return len(student_ids)
+    logger.info("reminder stage %s dispatched to %s students", stage_id, written)
+    return written
+
+
+def _insert_deliveries(stage: ReminderStage, *, now, grace) -> int:
+    """One ``INSERT … SELECT`` from the checklists: no Python object or query per student.
+
+    ``next_attempt_at`` starts as a grace period, so rows whose task never runs
+    (a lost message, a crash right after commit) are found again by the requeue.
+    """
+    try:
+        select_sql, select_params = _recipients(stage).query.sql_with_params()
+    except EmptyResultSet:  # a manual stage with nobody in it
+        return 0
+    quote, field = database.ops.quote_name, Delivery._meta.get_field
+    columns = ", ".join(
+        quote(field(name).column)
+        for name in (
+            "campaign",
+            "stage",
+            "student",
+            "channel",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "created_at",
+            "last_error",
+        )
+    )
+    # "WHERE true": SQLite needs a WHERE before ON CONFLICT in INSERT … SELECT.
+    sql = (
+        f"INSERT INTO {quote(Delivery._meta.db_table)} ({columns}) "
+        f"SELECT %s, %s, recipient.student_id, %s, %s, 0, %s, %s, '' FROM ({select_sql}) recipient WHERE true "
+        "ON CONFLICT DO NOTHING"
+    )
+    adapt = database.ops.adapt_datetimefield_value
+    params = [
+        stage.campaign_id,
+        stage.pk,
+        Delivery.Channel.EMAIL.value,
+        Delivery.Status.PENDING.value,
+        adapt(grace),
+        adapt(now),
+        *select_params,
+    ]
+    with database.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
 
 
 def enqueue_stage(stage_id: int):
@@ -184,8 +228,21 @@ def reminders_dispatch_due(*, now=None) -> int:
         campaign__opens_at__lte=now,
         campaign__closes_at__gt=now,
         campaign__closed_at__isnull=True,
-    ).values_list("pk", flat=True)
-    dispatched = sum(stage_dispatch(stage_id=pk, now=now) for pk in list(due))
+    ).order_by("send_at", "id")
+    to_send, latest, superseded = [], {}, []
+    for pk, campaign_id, kind in due.values_list("pk", "campaign_id", "kind"):
+        if kind == ReminderStage.Kind.MANUAL:
+            to_send.append(pk)
+            continue
+        # Several planned stages due at once (a campaign saved late, the beat down for
+        # days): students get the latest one, not three identical e-mails in a minute.
+        if campaign_id in latest:
+            superseded.append(latest[campaign_id])
+        latest[campaign_id] = pk
+    if superseded:
+        ReminderStage.objects.filter(pk__in=superseded, dispatched_at__isnull=True).update(dispatched_at=now)
+        logger.info("reminder stages %s superseded by a later due stage", superseded)
+    dispatched = sum(stage_dispatch(stage_id=pk, now=now) for pk in [*to_send, *latest.values()])
     deliveries_requeue_due(now=now)
     return dispatched
 
@@ -196,12 +253,22 @@ def deliveries_requeue_due(*, now=None) -> int:
     with transaction.atomic():
         stale = Q(status=Delivery.Status.SENDING, claimed_at__lt=now - _lease())
         due = Q(status=Delivery.Status.PENDING, next_attempt_at__lte=now)
-        ids = list(
+        rows = list(
             Delivery.objects.select_for_update(skip_locked=True)
             .filter(stale | due)
             .order_by("id")
-            .values_list("id", flat=True)[:50_000]
+            .values_list("id", "status", "attempts")[:50_000]
         )
+        # A row whose sends keep dying (a worker killed or timed out every time) stops
+        # after MAX_ATTEMPTS like any other failure instead of coming back forever.
+        exhausted = {
+            pk for pk, status, attempts in rows if status == Delivery.Status.SENDING and attempts >= MAX_ATTEMPTS
+        }
+        ids = [pk for pk, _status, _attempts in rows if pk not in exhausted]
+        if exhausted:
+            Delivery.objects.filter(pk__in=exhausted).update(
+                status=Delivery.Status.FAILED, last_error=_("发送多次中断（进程退出或超时），已停止重试")
+            )
         # Push the grace period forward so the next run does not queue them again meanwhile.
         Delivery.objects.filter(pk__in=ids).update(status=Delivery.Status.PENDING, next_attempt_at=now + _lease())
         transaction.on_commit(lambda: _enqueue(ids))
@@ -216,8 +283,23 @@ def _claim(delivery_id: int, now) -> bool:
     )
 
 
-def _finish(delivery_id: int, **fields):
-    Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.SENDING).update(**fields)
+def _finish(delivery_id: int, claimed_at, **fields):
+    """Record the outcome of our own claim only.
+
+    The claim time is the token: if the requeue took the row back meanwhile
+    (PENDING, same claim) the outcome still lands, so a message that did go out
+    is not sent again; if another send has claimed it since, it is theirs.
+    """
+    Delivery.objects.filter(
+        pk=delivery_id, claimed_at=claimed_at, status__in=[Delivery.Status.SENDING, Delivery.Status.PENDING]
+    ).update(**fields)
+
+
+def _close(connection):
+    try:
+        connection.close()
+    except (smtplib.SMTPException, OSError):
+        pass
 
 
 def deliveries_send(*, delivery_ids: list[int], now=None) -> dict:
@@ -233,40 +315,42 @@ def deliveries_send(*, delivery_ids: list[int], now=None) -> dict:
             student = delivery.student
             checklist = Checklist.objects.filter(campaign_id=delivery.campaign_id, student=student).first()
             if checklist is None or checklist.state not in UNFINISHED:
-                _finish(delivery_id, status=Delivery.Status.SKIPPED, last_error=_("已完成核对，无需提醒"))
+                _finish(delivery_id, moment, status=Delivery.Status.SKIPPED, last_error=_("已完成核对，无需提醒"))
                 counts["skipped"] += 1
                 continue
             if not student.email:
-                _finish(delivery_id, status=Delivery.Status.SKIPPED, last_error=_("没有电子邮箱"))
+                _finish(delivery_id, moment, status=Delivery.Status.SKIPPED, last_error=_("没有电子邮箱"))
                 counts["skipped"] += 1
                 continue
             try:
-                connection = connection or mail.get_connection()
+                if connection is None:
+                    connection = mail.get_connection(timeout=settings.EMAIL_TIMEOUT or SMTP_TIMEOUT)
+                    # Opened here, the connection serves the whole chunk; left to send()
+                    # it would be opened and closed for every message.
+                    connection.open()
                 _message(delivery, checklist, connection).send()
             except (smtplib.SMTPException, OSError) as exc:
-                connection = None  # a broken connection is not reused
+                _close(connection)  # a refused or broken connection is not reused
+                connection = None
                 outcome = _failed(delivery, exc, moment)
                 counts[outcome] += 1
                 continue
-            _finish(delivery_id, status=Delivery.Status.SENT, sent_at=timezone.now(), last_error="")
+            _finish(delivery_id, moment, status=Delivery.Status.SENT, sent_at=timezone.now(), last_error="")
             counts["sent"] += 1
     finally:
         if connection is not None:
-            try:
-                connection.close()
-            except (smtplib.SMTPException, OSError):
-                pass
+            _close(connection)
     return counts
 
 
 def _failed(delivery: Delivery, exc: Exception, now) -> str:
     reason = f"{type(exc).__name__}: {exc}"[:500]
     if delivery.attempts >= MAX_ATTEMPTS:
-        _finish(delivery.pk, status=Delivery.Status.FAILED, last_error=reason)
+        _finish(delivery.pk, now, status=Delivery.Status.FAILED, last_error=reason)
         logger.warning("reminder delivery %s failed for good: %s", delivery.pk, reason)
         return "failed"
     wait = BACKOFF[min(delivery.attempts - 1, len(BACKOFF) - 1)]
-    _finish(delivery.pk, status=Delivery.Status.PENDING, next_attempt_at=now + wait, last_error=reason)
+    _finish(delivery.pk, now, status=Delivery.Status.PENDING, next_attempt_at=now + wait, last_error=reason)
     return "retry"
 
 
@@ -293,6 +377,4 @@ def _message(delivery: Delivery, checklist: Checklist, connection) -> mail.Email
 def delivery_counts(*, campaign: Campaign) -> dict:
     from django.db.models import Count
 
-    return dict(
-        Delivery.objects.filter(campaign=campaign).values_list("status").annotate(n=Count("id")).order_by()
-    )
+    return dict(Delivery.objects.filter(campaign=campaign).values_list("status").annotate(n=Count("id")).order_by())

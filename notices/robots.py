@@ -55,5 +55,7 @@ def post(kind: str, url: str, secret: str, title: str, text: str) -> None:
         answer = json.loads(body or b"{}")
     except ValueError:
         raise RobotError(f"unreadable answer: {body[:200]!r}") from None
+    if not isinstance(answer, dict):  # a proxy's page or a bare value: not the robot answering
+        raise RobotError(f"unreadable answer: {body[:200]!r}")
     if answer.get("errcode", 0) != 0:
         raise RobotError(f"errcode {answer.get('errcode')}: {answer.get('errmsg', '')}")

@@ -19,6 +19,8 @@ urlpatterns = [
     path("accounts/claim/password/", account_views.claim_password, name="claim_password"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("students/", include("students.urls")),
+    path("exports/", include("verification.export_urls")),
+    path("notices/", include("notices.urls")),
     path("", include("verification.urls")),
     path("workspace/", include("verification.workspace_urls")),
     path("p/<str:token>/", workspace_views.progress_public, name="class_progress_public"),

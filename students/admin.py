@@ -2,7 +2,18 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.utils.translation import gettext_lazy as _
 
-from .models import ClassGroup, Cohort, Department, ImportFinding, Major, RosterImport, Student, User
+from .models import (
+    AccessEvent,
+    ClassGroup,
+    Cohort,
+    Department,
+    ImportFinding,
+    Major,
+    RosterImport,
+    Student,
+    User,
+    UserSession,
+)
 
 
 @admin.register(User)
@@ -88,3 +99,29 @@ class ImportFindingAdmin(admin.ModelAdmin):
     search_fields = ("student__student_number", "student__name")
     list_select_related = ("student",)
     raw_id_fields = ("student", "roster_import")
+
+
+@admin.register(AccessEvent)
+class AccessEventAdmin(admin.ModelAdmin):
+    """Read-only: the access log is append-only."""
+
+    list_display = ("at", "user", "action", "student", "target", "rows", "ip_address")
+    list_filter = ("action",)
+    search_fields = ("user__username", "student__student_number", "student__name", "target")
+    list_select_related = ("user", "student")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(UserSession)
+class UserSessionAdmin(admin.ModelAdmin):
+    list_display = ("user", "created_at")
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)

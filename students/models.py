@@ -170,6 +170,10 @@ class Student(models.Model):
         indexes = [
             models.Index(fields=["department", "class_group"]),
             models.Index(fields=["name"]),
+            # Dashboards join every checklist to its student for these three
+            # columns; this lets PostgreSQL read them from the index instead of
+            # the wide rows (2.4x faster at 50,000 students, bench/dashboards.py).
+            models.Index(fields=["id", "department", "cohort", "class_group"], name="student_scope"),
         ]
         verbose_name = _("学籍信息")
         verbose_name_plural = _("学籍信息")
@@ -255,3 +259,63 @@ class ImportFinding(models.Model):
 
     def __str__(self):
         return f"{self.student_id} {self.field_code} {self.kind}"
+
+
+class AccessEvent(models.Model):
+    """Append-only log of access to personal data: who, what, when, from where.
+
+    Viewing a full record, revealing an ID number, downloading evidence and
+    exporting a file each write one row.  Rows are never updated or deleted by
+    the application (retention deletes reveal events past their time).
+    """
+
+    class Action(models.TextChoices):
+        RECORD_VIEW = "record.view", _("查看完整学籍记录")
+        ID_REVEAL = "id.reveal", _("显示完整证件号码")
+        EVIDENCE_DOWNLOAD = "evidence.download", _("下载证明材料")
+        EXPORT = "export", _("导出文件")
+        ROSTER_IMPORT = "roster.import", _("导入名单")
+        DIGEST_DOWNLOAD = "digest.download", _("下载院系日报")
+
+    at = models.DateTimeField(_("时间"), default=timezone.now, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+", verbose_name=_("操作人")
+    )
+    action = models.CharField(_("操作"), max_length=32, choices=Action.choices)
+    student = models.ForeignKey(
+        Student, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("学生")
+    )
+    target = models.CharField(_("对象"), max_length=200, blank=True)
+    detail = models.CharField(_("说明"), max_length=500, blank=True)
+    rows = models.PositiveIntegerField(_("行数"), null=True, blank=True)
+    ip_address = models.GenericIPAddressField(_("来源地址"), null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["action", "-at"]), models.Index(fields=["user", "-at"])]
+        verbose_name = _("访问日志")
+        verbose_name_plural = _("访问日志")
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.user_id} {self.action}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise ValueError("access events are append-only")
+        super().save(*args, **kwargs)
+
+
+class UserSession(models.Model):
+    """Which sessions belong to which user, so that disabling an account ends them all."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    session_key = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("登录会话")
+        verbose_name_plural = _("登录会话")
+
+    def __str__(self):
+        return f"{self.user_id} {self.created_at:%Y-%m-%d %H:%M}"

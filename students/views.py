@@ -7,6 +7,8 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.generic import DetailView, ListView
 
+from notices import services as notice_services
+
 from . import fields as roll_fields
 from . import permissions, selectors
 from .forms import RosterUploadForm
@@ -18,7 +20,8 @@ from .services import roster_import
 def home(request):
     student = permissions.own_student(request.user)
     if student:
-        if student.checklists.filter(campaign__opens_at__lte=timezone.now()).exists():
+        opened = student.checklists.filter(campaign__opens_at__lte=timezone.now()).exists()
+        if opened or notice_services.notices_unread_exist(user=request.user):
             return redirect("verification:my_checks")
         return redirect("students:student_detail", pk=student.pk)
     if permissions.is_registrar(request.user):

@@ -5,11 +5,14 @@ and students: checklists are grouped by (group, state) in the database and
 pivoted here (shared/PERFORMANCE.md, finding 4).
 """
 
+import datetime
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncDate
+from django.utils import timezone
+from django.utils.translation import gettext
 
 from students.models import ClassGroup, Cohort, Department
 
@@ -71,52 +74,92 @@ class Counts:
         return round(self.completion * 100)
 
 
-def _grouped(checklists: QuerySet, key: str) -> tuple[dict, Counts]:
-    groups: dict = defaultdict(Counts)
-    total = Counts()
-    for group_id, state, n in checklists.values_list(key, "state").annotate(n=Count("id")).order_by():
-        groups[group_id].add(state, n)
-        total.add(state, n)
-    return groups, total
+@dataclass(frozen=True)
+class NoClass:
+    """A department's students without a class (a roster without 班号 yet), as one dashboard row."""
+
+    department: Department
+    pk = None
+
+    @property
+    def name(self) -> str:
+        return gettext("未分班")
 
 
 def class_progress(*, campaign: Campaign, departments: QuerySet) -> tuple[list[tuple], Counts]:
-    """[(class, Counts)] for the classes of some departments, plus their total.  Two queries."""
-    groups, total = _grouped(
-        Checklist.objects.filter(campaign=campaign, student__department__in=departments), "student__class_group_id"
+    """[(class or NoClass, Counts)] for the classes of some departments, plus their total.
+
+    Grouped by department too, so that students without a class still count
+    in their own department.  Two queries (three when some have no class).
+    """
+    groups: dict = defaultdict(Counts)
+    total = Counts()
+    grouped = (
+        Checklist.objects.filter(campaign=campaign, student__department__in=departments)
+        .values_list("student__department_id", "student__class_group_id", "state")
+        .annotate(n=Count("id"))
+        .order_by()
     )
-    classes = {c.pk: c for c in ClassGroup.objects.filter(pk__in=[k for k in groups if k]).select_related("department")}
-    rows = [(classes.get(class_id), counts) for class_id, counts in groups.items()]
-    rows.sort(key=lambda row: (row[0].department.name, row[0].name) if row[0] else ("", ""))
+    for department_id, class_id, state, n in grouped:
+        groups[(department_id, class_id)].add(state, n)
+        total.add(state, n)
+    classes = ClassGroup.objects.select_related("department").in_bulk([c for _d, c in groups if c])
+    classless = [d for d, c in groups if c is None]
+    departments_by_id = Department.objects.in_bulk(classless) if classless else {}
+    rows = [(classes[c] if c else NoClass(departments_by_id[d]), counts) for (d, c), counts in groups.items()]
+    rows.sort(key=lambda row: (row[0].department.name, row[0].pk is None, row[0].name))
     return rows, total
 
 
-def department_progress(*, campaign: Campaign) -> tuple[list[tuple], Counts]:
-    """[(department, Counts)] across the school, plus the school total.  Two queries."""
-    groups, total = _grouped(Checklist.objects.filter(campaign=campaign), "student__department_id")
-    departments = Department.objects.in_bulk(list(groups))
-    rows = sorted(((departments[k], v) for k, v in groups.items()), key=lambda row: row[0].name)
-    return rows, total
+def school_progress(*, campaign: Campaign) -> tuple[list[tuple], list[tuple], Counts]:
+    """[(department, Counts)], [(cohort, Counts)] and the school total.  Three queries.
+
+    Both tables come from one aggregate: each GROUP BY joins every checklist
+    to its student, the bulk of the school dashboard's time at 50,000 students.
+    """
+    by_department, by_cohort, total = defaultdict(Counts), defaultdict(Counts), Counts()
+    grouped = (
+        Checklist.objects.filter(campaign=campaign)
+        .values_list("student__department_id", "student__cohort_id", "state")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for department_id, cohort_id, state, n in grouped:
+        by_department[department_id].add(state, n)
+        by_cohort[cohort_id].add(state, n)
+        total.add(state, n)
+    departments = Department.objects.in_bulk(list(by_department))
+    cohorts = Cohort.objects.in_bulk([k for k in by_cohort if k])
+    department_rows = sorted(((departments[k], v) for k, v in by_department.items()), key=lambda row: row[0].name)
+    cohort_rows = sorted(((cohorts.get(k), v) for k, v in by_cohort.items()), key=lambda row: str(row[0]))
+    return department_rows, cohort_rows, total
 
 
-def cohort_progress(*, campaign: Campaign) -> list[tuple]:
-    groups, _total = _grouped(Checklist.objects.filter(campaign=campaign), "student__cohort_id")
-    cohorts = Cohort.objects.in_bulk([k for k in groups if k])
-    return sorted(((cohorts.get(k), v) for k, v in groups.items()), key=lambda row: str(row[0]))
+def daily_progress(*, campaign: Campaign, total: int | None = None, today: datetime.date | None = None) -> list[dict]:
+    """Students finishing per day and cumulative completion, for the progress chart.
 
-
-def daily_progress(*, campaign: Campaign) -> list[dict]:
-    """Students finishing per day and cumulative completion, for the progress chart."""
-    total = Checklist.objects.filter(campaign=campaign).count()
-    per_day = (
+    Every day from the first finish up to today (or the deadline) is listed,
+    days nobody finished included, so that the chart's axis is time.  Pass
+    ``total`` (the campaign's number of students) when already counted.
+    """
+    if total is None:
+        total = Checklist.objects.filter(campaign=campaign).count()
+    per_day = dict(
         Checklist.objects.filter(campaign=campaign, finished_at__isnull=False)
         .annotate(day=TruncDate("finished_at"))
         .values_list("day")
         .annotate(n=Count("id"))
         .order_by("day")
     )
+    if not per_day:
+        return []
+    today = today or timezone.localdate()
+    first = min(per_day)
+    last = max(max(per_day), min(today, timezone.localdate(campaign.closes_at)))
     cumulative, days = 0, []
-    for day, n in per_day:
+    for offset in range((last - first).days + 1):
+        day = first + datetime.timedelta(days=offset)
+        n = per_day.get(day, 0)
         cumulative += n
         days.append({"day": day, "n": n, "cumulative": cumulative, "rate": cumulative / total if total else 0.0})
     return days
@@ -145,6 +188,7 @@ def progress_chart(days: list[dict], *, width: int = 640, height: int = 220) -> 
                 "h": round(bar_h, 1),
                 "day": day["day"],
                 "n": day["n"],
+                "rate": round(day["rate"] * 100),
             }
         )
         points.append(f"{x + step / 2:.1f},{pad_top + inner_h * (1 - day['rate']):.1f}")

@@ -5,25 +5,35 @@ string as a text cell (text a student typed that starts with ``=`` never
 becomes a formula), keeps identifiers (学号, 证件号码, 考生号) as text with the
 Text number format so Excel never turns them into numbers, strips characters
 XML cannot hold, and names the exporter and the time in the first rows.
+
+Every list but the registrar's CHSI correction list shows ID numbers masked.
 """
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
 from students import fields as roll_fields
-from students.models import ClassGroup
+from students.idnumbers import mask
+from students.models import ClassGroup, ImportFinding
 
 from .models import Campaign, Checklist, Flag
 
 TEXT_FORMAT = "@"
+# Characters that make a spreadsheet read typed text as a formula (OWASP CSV injection list).
+FORMULA_TRIGGERS = frozenset("=+-@\t\r")
+_ERROR_CODES = frozenset(ERROR_CODES)
+# Excel refuses these in sheet titles.
+_SHEET_TITLE_FORBIDDEN = re.compile(r"[\\/*?:\[\]]")
 
 
 @dataclass
@@ -38,26 +48,62 @@ class Sheet:
 class Exporter:
     identifier = ""
     verbose_name = ""
+    # Always built inside the request (one class is a few dozen rows).
+    inline = False
 
     def sheets(self) -> Iterator[Sheet]:
+        raise NotImplementedError
+
+    def estimate(self) -> int:
+        """How many data rows the export will have, from one COUNT query."""
         raise NotImplementedError
 
     def filename(self) -> str:
         return f"{self.identifier}-{timezone.localtime():%Y%m%d-%H%M}.xlsx"
 
 
-def _safe(sheet, value, *, text: bool):
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = ILLEGAL_CHARACTERS_RE.sub("", value)
-        cell = WriteOnlyCell(sheet, value=value)
-        # Assigning "=…" makes openpyxl store a formula; force plain text.
+class _CellMaker:
+    """Turns row values into what ``sheet.append`` takes, cheaply.
+
+    Plain values go through as they are: openpyxl then reuses one cell object
+    for them.  Only strings that need protection (formula or error lookalikes)
+    or the Text number format get a cell object of their own.
+    """
+
+    def __init__(self, sheet):
+        self.sheet = sheet
+
+    def __call__(self, value, text: bool = False):
+        if value is None:
+            return None
+        if isinstance(value, Promise):
+            value = str(value)
+        if not isinstance(value, str):
+            return value
+        if ILLEGAL_CHARACTERS_RE.search(value):
+            value = ILLEGAL_CHARACTERS_RE.sub("", value)
+        risky = value[:1] in FORMULA_TRIGGERS or value in _ERROR_CODES
+        if not (risky or text):
+            return value
+        cell = WriteOnlyCell(self.sheet, value=value)
+        # Assigning "=…" makes openpyxl store a formula (and "#N/A" an error); force plain text.
         cell.data_type = "s"
         if text:
             cell.number_format = TEXT_FORMAT
+        if risky:
+            # Excel's leading apostrophe: the text stays text even when someone edits the cell.
+            cell.quotePrefix = True
         return cell
-    return value
+
+    def styled(self, value, font):
+        cell = WriteOnlyCell(self.sheet, value=ILLEGAL_CHARACTERS_RE.sub("", str(value)))
+        cell.data_type = "s"
+        cell.font = font
+        return cell
+
+
+def _sheet_title(title) -> str:
+    return _SHEET_TITLE_FORBIDDEN.sub("", ILLEGAL_CHARACTERS_RE.sub("", str(title)))[:31] or "Sheet"
 
 
 def write_xlsx(exporter: Exporter, target, *, exported_by) -> int:
@@ -66,35 +112,41 @@ def write_xlsx(exporter: Exporter, target, *, exported_by) -> int:
     bold = Font(bold=True)
     total = 0
     who = exported_by.get_full_name() or exported_by.get_username()
+    if who != exported_by.get_username():
+        who = f"{who}（{exported_by.get_username()}）"
     stamp = f"{_('导出人')}：{who}    {_('导出时间')}：{timezone.localtime():%Y-%m-%d %H:%M}"
     for spec in exporter.sheets():
-        sheet = workbook.create_sheet(title=ILLEGAL_CHARACTERS_RE.sub("", spec.title)[:31])
-        title = WriteOnlyCell(sheet, value=str(exporter.verbose_name))
-        title.font = bold
-        sheet.append([title])
-        sheet.append([stamp])
+        sheet = workbook.create_sheet(title=_sheet_title(spec.title))
+        make = _CellMaker(sheet)
+        sheet.append([make.styled(exporter.verbose_name, bold)])
+        sheet.append([make(stamp)])
         sheet.append([])
-        header = []
-        for name in spec.header:
-            cell = WriteOnlyCell(sheet, value=str(name))
-            cell.font = bold
-            header.append(cell)
-        sheet.append(header)
+        sheet.append([make.styled(name, bold) for name in spec.header])
         text_columns = spec.text_columns
+        width = len(spec.header)
+        # Per-column flag computed once: the loop below runs once per cell.
+        is_text = [index in text_columns for index in range(width)]
+        append = sheet.append
         for row in spec.rows:
-            sheet.append([_safe(sheet, value, text=index in text_columns) for index, value in enumerate(row)])
+            append([make(value, text) for value, text in zip(row, is_text, strict=True)])
             total += 1
     workbook.save(target)
     return total
 
 
-def _state_labels() -> dict:
-    return dict(Checklist.State.choices)
+def _state_labels() -> dict[str, str]:
+    # Choice labels are lazy; openpyxl cannot write a lazy string.
+    return {value: str(label) for value, label in Checklist.State.choices}
 
 
 def _field_label(code: str) -> str:
     field = roll_fields.BY_CODE.get(code)
     return str(field.label) if field else code
+
+
+def _masked_if_id(code: str, value: str) -> str:
+    # Lists outside the registrar's correction list never carry a full ID number.
+    return mask(value) if code == "SFZH" else value
 
 
 # ---------------------------------------------------------------------------
@@ -104,6 +156,7 @@ def _field_label(code: str) -> str:
 
 class ClassSignOffSheet(Exporter):
     identifier = "class-sign-off"
+    inline = True
 
     def __init__(self, *, campaign: Campaign, class_group: ClassGroup):
         self.campaign, self.class_group = campaign, class_group
@@ -115,28 +168,21 @@ class ClassSignOffSheet(Exporter):
     def filename(self) -> str:
         return f"sign-off-{self.class_group.pk}-{timezone.localtime():%Y%m%d}.xlsx"
 
+    def estimate(self) -> int:
+        return Checklist.objects.filter(campaign=self.campaign, student__class_group=self.class_group).count()
+
     def sheets(self):
         labels = _state_labels()
         checklists = (
             Checklist.objects.filter(campaign=self.campaign, student__class_group=self.class_group)
-            .select_related("student")
             .order_by("student__student_number")
+            .values_list("student__student_number", "student__name", "state", "finished_at")
         )
 
         def students():
-            for number, checklist in enumerate(checklists.iterator(chunk_size=2000), start=1):
-                finished = (
-                    timezone.localtime(checklist.finished_at).strftime("%Y-%m-%d %H:%M")
-                    if checklist.finished_at
-                    else ""
-                )
-                yield [
-                    number,
-                    checklist.student.student_number,
-                    checklist.student.name,
-                    labels[checklist.state],
-                    finished,
-                ]
+            for number, (student_number, name, state, finished_at) in enumerate(checklists, start=1):
+                finished = timezone.localtime(finished_at).strftime("%Y-%m-%d %H:%M") if finished_at else ""
+                yield [number, student_number, name, labels[state], finished]
 
         yield Sheet(
             _("核对登记表"), [_("序号"), _("学号"), _("姓名"), _("状态"), _("确认时间")], students(), frozenset({1})
@@ -155,22 +201,15 @@ class ClassSignOffSheet(Exporter):
                     f.checklist.student.student_number,
                     f.checklist.student.name,
                     _field_label(f.field_code),
-                    _claimed_for_list(f),
+                    _masked_if_id(f.field_code, f.claimed_value),
                     f.explanation,
                     f.checklist.student.phone,
                     f.get_status_display(),
                 ]
-                for f in flags.iterator(chunk_size=2000)
+                for f in flags
             ),
-            frozenset({0}),
+            frozenset({0, 3}),
         )
-
-
-def _claimed_for_list(flag: Flag) -> str:
-    from students.idnumbers import mask
-
-    # Lists outside the registrar's correction list never carry a full ID number.
-    return mask(flag.claimed_value) if flag.field_code == "SFZH" else flag.claimed_value
 
 
 # ---------------------------------------------------------------------------
@@ -185,11 +224,18 @@ class DepartmentErrorList(Exporter):
         self.campaign, self.departments = campaign, departments
         self.verbose_name = _("%(campaign)s 学籍信息有误学生名单") % {"campaign": campaign.name}
 
+    def _flags(self):
+        return Flag.objects.filter(
+            checklist__campaign=self.campaign, checklist__student__department__in=self.departments
+        ).exclude(status=Flag.Status.WITHDRAWN)
+
+    def estimate(self) -> int:
+        return self._flags().count()
+
     def sheets(self):
         flags = (
-            Flag.objects.filter(checklist__campaign=self.campaign, checklist__student__department__in=self.departments)
-            .exclude(status=Flag.Status.WITHDRAWN)
-            .select_related("checklist__student__department", "checklist__student__class_group")
+            self._flags()
+            .select_related("checklist__student__department")
             .prefetch_related("evidence")
             .order_by("checklist__student__department__name", "checklist__student__student_number", "field_code")
         )
@@ -205,7 +251,7 @@ class DepartmentErrorList(Exporter):
                     student.masked_id_number,
                     _field_label(flag.field_code),
                     _masked_if_id(flag.field_code, flag.recorded_value),
-                    _claimed_for_list(flag),
+                    _masked_if_id(flag.field_code, flag.claimed_value),
                     flag.explanation,
                     len(flag.evidence.all()),
                     student.phone,
@@ -219,14 +265,9 @@ class DepartmentErrorList(Exporter):
                 _("正确的值"), _("说明"), _("证明材料数"), _("联系电话"), _("处理状态"),
             ],
             rows(),
-            frozenset({2, 4}),
+            # The two value columns hold identifiers when the field is 学号 or 证件号码.
+            frozenset({2, 4, 6, 7}),
         )  # fmt: skip
-
-
-def _masked_if_id(code: str, value: str) -> str:
-    from students.idnumbers import mask
-
-    return mask(value) if code == "SFZH" else value
 
 
 # ---------------------------------------------------------------------------
@@ -237,49 +278,64 @@ def _masked_if_id(code: str, value: str) -> str:
 class CHSICorrectionList(Exporter):
     """What the registrar keys into the school-side platform: CHSI codes, old and new values.
 
-    The one export that carries full ID numbers: the platform needs them.
+    Columns: XH, XM and SFZH (the CHSI codes identifying the student), 字段代码
+    (the corrected field's CHSI code, e.g. CSRQ), 字段, 原值 (the value on
+    CHSI), 更正值 (the value to enter), 说明, 状态.  The one export that
+    carries full ID numbers: the platform needs them.
     """
 
     identifier = "chsi-corrections"
     STATUSES = (Flag.Status.FORWARDED, Flag.Status.ACCEPTED, Flag.Status.SUBMITTED_TO_CHSI)
+    HEADER = ["XH", "XM", "SFZH", "字段代码", "字段", "原值", "更正值", "说明", "状态"]
 
     def __init__(self, *, campaign: Campaign | None = None):
         self.campaign = campaign
         self.verbose_name = _("学信网学籍信息更正清单")
+        if campaign:
+            self.verbose_name = f"{self.verbose_name} · {campaign.name}"
 
-    def sheets(self):
-        flags = Flag.objects.filter(status__in=self.STATUSES).select_related("checklist__student")
+    def _flags(self):
+        flags = Flag.objects.filter(status__in=self.STATUSES)
         if self.campaign:
             flags = flags.filter(checklist__campaign=self.campaign)
-        flags = flags.order_by("checklist__student__student_number", "field_code")
-        by_authority = {roll_fields.Authority.SCHOOL: [], roll_fields.Authority.PROVINCE: []}
-        for flag in flags.iterator(chunk_size=2000):
-            by_authority.setdefault(flag.field.authority, []).append(flag)
+        return flags
+
+    def estimate(self) -> int:
+        return self._flags().count()
+
+    def sheets(self):
         titles = {
             roll_fields.Authority.SCHOOL: _("学校可直接修改"),
             roll_fields.Authority.PROVINCE: _("需省级审核"),
             roll_fields.Authority.NONE: _("其他"),
         }
-        for authority, items in by_authority.items():
-            yield Sheet(
-                titles[authority],
-                ["XH", "XM", "SFZH", "ZDDM", "ZDMC", "YZ", "XZ_NEW", "SM", "ZT"],
-                (
-                    [
-                        f.checklist.student.student_number,
-                        f.checklist.student.name,
-                        f.checklist.student.id_number,
-                        f.field_code,
-                        _field_label(f.field_code),
-                        f.recorded_value,
-                        f.claimed_value,
-                        f.explanation,
-                        f.get_status_display(),
-                    ]
-                    for f in items
-                ),
-                frozenset({0, 2, 5, 6}),
-            )
+        # Authority is configured per school (settings), so split by field code
+        # and stream each sheet with its own query instead of holding every flag.
+        codes = {authority: [] for authority in titles}
+        for field in roll_fields.ROLL_FIELDS:
+            codes[field.authority].append(field.code)
+        for authority, title in titles.items():
+            flags = self._flags().filter(field_code__in=codes[authority])
+            if authority == roll_fields.Authority.NONE and not flags.exists():
+                continue
+            yield Sheet(title, self.HEADER, self._rows(flags), frozenset({0, 2, 5, 6}))
+
+    @staticmethod
+    def _rows(flags):
+        flags = flags.select_related("checklist__student").order_by("checklist__student__student_number", "field_code")
+        for f in flags.iterator(chunk_size=2000):
+            student = f.checklist.student
+            yield [
+                student.student_number,
+                student.name,
+                student.id_number,
+                f.field_code,
+                _field_label(f.field_code),
+                f.recorded_value,
+                f.claimed_value,
+                f.explanation,
+                f.get_status_display(),
+            ]
 
 
 # ---------------------------------------------------------------------------
@@ -294,11 +350,18 @@ class UnverifiedStudents(Exporter):
         self.campaign, self.departments = campaign, departments
         self.verbose_name = _("%(campaign)s 未完成核对学生名单") % {"campaign": campaign.name}
 
+    def _checklists(self):
+        return Checklist.objects.filter(campaign=self.campaign, student__department__in=self.departments).exclude(
+            state__in=Checklist.FINISHED
+        )
+
+    def estimate(self) -> int:
+        return self._checklists().count()
+
     def sheets(self):
         labels = _state_labels()
         rows = (
-            Checklist.objects.filter(campaign=self.campaign, student__department__in=self.departments)
-            .exclude(state__in=Checklist.FINISHED)
+            self._checklists()
             .order_by("student__department__name", "student__class_name", "student__student_number")
             .values_list(
                 "student__department__name",
@@ -315,6 +378,55 @@ class UnverifiedStudents(Exporter):
             (
                 [dept, cls, number, name, labels[state], phone]
                 for dept, cls, number, name, state, phone in rows.iterator(chunk_size=5000)
+            ),
+            frozenset({2}),
+        )
+
+
+# ---------------------------------------------------------------------------
+# 5. Data-quality findings (the registrar's data-quality page)
+# ---------------------------------------------------------------------------
+
+
+class Findings(Exporter):
+    identifier = "findings"
+
+    def __init__(self, *, departments: QuerySet, kind: str = ""):
+        self.departments, self.kind = departments, kind
+        self.verbose_name = _("学籍数据问题清单")
+        if kind:
+            self.verbose_name = f"{self.verbose_name} · {ImportFinding.Kind(kind).label}"
+
+    def _findings(self):
+        findings = ImportFinding.objects.filter(student__department__in=self.departments)
+        if self.kind:
+            findings = findings.filter(kind=self.kind)
+        return findings
+
+    def estimate(self) -> int:
+        return self._findings().count()
+
+    def sheets(self):
+        kinds = {value: str(label) for value, label in ImportFinding.Kind.choices}
+        rows = (
+            self._findings()
+            .order_by("student__department__name", "student__class_name", "student__student_number", "field_code")
+            .values_list(
+                "student__department__name",
+                "student__class_name",
+                "student__student_number",
+                "student__name",
+                "field_code",
+                "kind",
+                "message",
+            )
+        )
+        yield Sheet(
+            _("数据问题"),
+            [_("院系"), _("班级"), _("学号"), _("姓名"), _("字段"), _("类型"), _("说明")],
+            (
+                [dept, cls, number, name, _field_label(code), kinds.get(kind, kind), message]
+                for dept, cls, number, name, code, kind, message in rows.iterator(chunk_size=5000)
             ),
             frozenset({2}),
         )

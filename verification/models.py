@@ -304,7 +304,10 @@ class Export(models.Model):
 
     class Meta:
         ordering = ["-requested_at"]
-        indexes = [models.Index(fields=["requested_by", "-requested_at"]), models.Index(fields=["status", "expires_at"])]
+        indexes = [
+            models.Index(fields=["requested_by", "-requested_at"]),
+            models.Index(fields=["status", "expires_at"]),
+        ]
         verbose_name = _("导出记录")
         verbose_name_plural = _("导出记录")
 

@@ -96,6 +96,9 @@ def campaign_save(*, campaign: Campaign, cohorts, by=None) -> Campaign:
     campaign.save()
     campaign.cohorts.set(cohorts)
     campaign_sync_students(campaign=campaign)
+    from notices.reminders import reminder_plan_ensure
+
+    reminder_plan_ensure(campaign=campaign)
     return campaign
 
 
@@ -192,7 +195,15 @@ def _answer(checklist, fields, status, *, by, proxy, now):
         ],
         update_conflicts=True,
         unique_fields=["checklist", "field_code"],
-        update_fields=["status", "seen_value", "record_version", "previous_value", "answered_at", "answered_by", "is_proxy"],
+        update_fields=[
+            "status",
+            "seen_value",
+            "record_version",
+            "previous_value",
+            "answered_at",
+            "answered_by",
+            "is_proxy",
+        ],
     )
 
 
@@ -236,7 +247,9 @@ def checklist_confirm_all(*, checklist_id: int, record_version, by, proxy=False,
             or checklist.field_checks.filter(status=FieldCheck.Status.FLAGGED).exists()
         ):
             raise VerificationError(_("你有报错的字段，不能一键确认全部正确；请逐项核对。"))
-        _answer(checklist, checklist.campaign.checked_fields(), FieldCheck.Status.CONFIRMED, by=by, proxy=proxy, now=now)
+        _answer(
+            checklist, checklist.campaign.checked_fields(), FieldCheck.Status.CONFIRMED, by=by, proxy=proxy, now=now
+        )
         checklist.attested_at = now
         checklist.last_activity_at = now
         return refresh_state(checklist, now=now)
@@ -418,6 +431,9 @@ def _flag_move(flag: Flag, to: str, *, by, note="", now=None, action=None):
         flag.return_reason = note
     flag.save(update_fields=["status", "return_reason", "updated_at"])
     _log(flag, action or f"verification.flag.{to}", by=by, from_status=previous, to_status=to, note=note, now=now)
+    from notices.services import flag_change_notify
+
+    flag_change_notify(flag=flag, to=to, note=note)
 
 
 def flag_transition(*, flag_id: int, to: str, by, note: str = "", now=None) -> Flag:
@@ -490,6 +506,8 @@ def roster_changes_apply(*, changes: dict, roster_import_id=None, now=None) -> i
     one the student claimed is corrected: the flag closes and the field
     reopens so the student confirms the fix.  Returns the number reopened.
     """
+    from notices.services import flag_change_notify
+
     now = now or timezone.now()
     by_code = defaultdict(dict)
     for student_id, fields in changes.items():
@@ -509,11 +527,13 @@ def roster_changes_apply(*, changes: dict, roster_import_id=None, now=None) -> i
             checks = FieldCheck.objects.filter(open_campaigns, checklist__student_id__in=chunk).select_related(
                 "checklist"
             )
+            # Oldest first, so that a field flagged again after an earlier fix
+            # is matched with its newest flag, not the one already corrected.
             flags = {
                 (f.checklist_id, f.field_code): f
                 for f in Flag.objects.filter(
                     checklist__student_id__in=chunk, status__in=CORRECTION_PENDING + (S.SUBMITTED, S.RETURNED)
-                )
+                ).order_by("created_at", "id")
             }
             for check in checks:
                 change = by_code[check.checklist.student_id].get(check.field_code)
@@ -537,6 +557,7 @@ def roster_changes_apply(*, changes: dict, roster_import_id=None, now=None) -> i
                             note=_("名单导入 #%(id)s 已带来更正后的值") % {"id": roster_import_id},
                             now=now,
                         )
+                        flag_change_notify(flag=flag, to=S.CORRECTED)
                 elif check.status != FieldCheck.Status.CONFIRMED:
                     continue
                 check.status = FieldCheck.Status.REOPENED

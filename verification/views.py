@@ -8,8 +8,9 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from notices import services as notice_services
 from students import fields as roll_fields
-from students.permissions import registrar_required
+from students.permissions import own_student, registrar_required
 
 from . import evidence as evidence_files
 from . import selectors, services
@@ -33,11 +34,16 @@ def _checklist_url(checklist, field_code=None):
 
 @login_required
 def my_checks(request):
+    """The student's home: unread notices first, then their checks (straight to the one open check if all is read)."""
     checklists = list(selectors.checklists_of_user(user=request.user))
+    student = own_student(request.user)
+    notices = notice_services.notices_with_read_flag(student=student, user=request.user) if student else []
     open_ones = [c for c in checklists if c.campaign.is_open()]
-    if len(open_ones) == 1 and len(checklists) == 1:
+    if len(open_ones) == 1 and len(checklists) == 1 and all(n.is_read for n in notices):
         return redirect("verification:checklist", campaign_id=open_ones[0].campaign_id)
-    return render(request, "verification/my_checks.html", {"checklists": checklists})
+    return render(
+        request, "verification/my_checks.html", {"checklists": checklists, "notices": notices, "student": student}
+    )
 
 
 @never_cache

@@ -7,6 +7,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -29,12 +30,12 @@ from .models import Checklist, ClassProgressLink, Flag
 
 S = Flag.Status
 SORTS = {
-    "class": lambda row: (row[0].department.name, row[0].name) if row[0] else ("", ""),
-    "completion": lambda row: (row[1].completion, row[0].name if row[0] else ""),
-    "-completion": lambda row: (-row[1].completion, row[0].name if row[0] else ""),
-    "not_done": lambda row: (-row[1].not_done, row[0].name if row[0] else ""),
-    "flagged": lambda row: (-row[1].flagged, row[0].name if row[0] else ""),
-    "overdue": lambda row: (-row[1].overdue, row[0].name if row[0] else ""),
+    "class": lambda row: (row[0].department.name, row[0].pk is None, row[0].name),
+    "completion": lambda row: (row[1].completion, row[0].name),
+    "-completion": lambda row: (-row[1].completion, row[0].name),
+    "not_done": lambda row: (-row[1].not_done, row[0].name),
+    "flagged": lambda row: (-row[1].flagged, row[0].name),
+    "overdue": lambda row: (-row[1].overdue, row[0].name),
 }
 
 
@@ -76,9 +77,8 @@ def dashboard(request):
         rows.sort(key=SORTS.get(sort, SORTS["class"]))
         per_department = defaultdict(dashboards.Counts)
         for class_group, counts in rows:
-            name = class_group.department.name if class_group else _("未分班")
             for state, n in counts.by_state.items():
-                per_department[name].add(state, n)
+                per_department[class_group.department.name].add(state, n)
         context.update(rows=rows, total=total, sort=sort, per_department=sorted(per_department.items()))
     return render(request, "workspace/dashboard.html", context)
 
@@ -94,8 +94,9 @@ def class_detail(request, class_id):
         context["checklists"] = selectors.class_checklists(
             campaign=campaign, class_group=class_group, only_not_done=only_not_done
         )
+        # An expired link no longer opens: do not offer it to post in the class group.
         context["links"] = ClassProgressLink.objects.filter(
-            campaign=campaign, class_group=class_group, revoked_at__isnull=True
+            campaign=campaign, class_group=class_group, revoked_at__isnull=True, expires_at__gt=timezone.now()
         )
     return render(request, "workspace/class_detail.html", context)
 
@@ -205,8 +206,9 @@ def review_queue(request):
 def _act(request, flag_ids, action, actions):
     note = request.POST.get("note", "")
     if action == "note":
-        for flag_id in flag_ids:
-            flag = selectors.flag_for_staff(user=request.user, flag_id=flag_id)
+        # Every flag is looked up first: one out of scope is a 404 before any note is written.
+        flags = [selectors.flag_for_staff(user=request.user, flag_id=flag_id) for flag_id in flag_ids]
+        for flag in flags:
             try:
                 services.flag_note(flag_id=flag.pk, by=request.user, note=note)
             except services.VerificationError as exc:
@@ -236,7 +238,12 @@ def review_act(request):
     if not flag_ids:
         messages.error(request, _("请至少选择一条报错。"))
     else:
-        _act(request, flag_ids, request.POST.get("action"), REVIEW_ACTIONS if not is_registrar(request.user) else {**REVIEW_ACTIONS, **CORRECTION_ACTIONS})
+        _act(
+            request,
+            flag_ids,
+            request.POST.get("action"),
+            REVIEW_ACTIONS if not is_registrar(request.user) else {**REVIEW_ACTIONS, **CORRECTION_ACTIONS},
+        )
     return _back(request, reverse("workspace:review_queue"))
 
 
@@ -361,15 +368,9 @@ def school(request):
     campaign = _campaign_or_none(request)
     context = {"campaign": campaign, "campaigns": selectors.campaign_list()}
     if campaign:
-        rows, total = dashboards.department_progress(campaign=campaign)
-        days = dashboards.daily_progress(campaign=campaign)
-        context.update(
-            rows=rows,
-            total=total,
-            cohorts=dashboards.cohort_progress(campaign=campaign),
-            chart=dashboards.progress_chart(days),
-            days=days,
-        )
+        rows, cohorts, total = dashboards.school_progress(campaign=campaign)
+        days = dashboards.daily_progress(campaign=campaign, total=total.total)
+        context.update(rows=rows, total=total, cohorts=cohorts, chart=dashboards.progress_chart(days), days=days)
     return render(request, "workspace/school.html", context)
 
 

@@ -1,0 +1,319 @@
+#!/usr/bin/env python
+"""Benchmark the school and department dashboards on a 50,000-student school.
+
+    .venv/bin/python bench/dashboards.py [--students 50000] [--database-url URL]
+
+Builds the school the way production does: a generated roster written with
+shared strings, ``manage.py import_roster`` into a fresh PostgreSQL database,
+a campaign saved with ``verification.services.campaign_save`` (one checklist
+per student), then a realistic spread of states (completion varying by
+department, finishes spread over two weeks) set with one bulk UPDATE, and
+``VACUUM ANALYZE`` as autovacuum would run after such an update.
+
+Then, in one process with a persistent connection (CONN_MAX_AGE), it renders
+the school dashboard (registrar) and a department dashboard (that
+department's secretary) through Django's test client: 2 warm-ups, median of
+10.  In the same run it times the reference of shared/PERFORMANCE.md, one
+aggregate GROUP BY query in raw SQL over the same 50,000 checklists, and the
+same counts by department (which need the join to the students), and prints
+each page as a ratio to both.  Goal: each page ≤ 150 ms.
+
+The database (default ``rollcheck_bench_dash``, or ``BENCH_DATABASE_URL``) is
+dropped and recreated; a name without "bench" in it is refused.
+"""
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+PYTHON = sys.executable
+GOAL_MS = 150
+WARM_UPS, RUNS = 2, 10
+DEPARTMENT = "计算机学院"  # the largest department of the generated school
+
+# Raw SQL.  The PERFORMANCE.md reference (~7 ms at 50k): one aggregate GROUP BY
+# over the 50,000 checklists.  The same counts by department need each
+# checklist's student: that join is what the dashboards pay for.
+REFERENCE_SQL = "SELECT state, COUNT(*) FROM verification_checklist WHERE campaign_id = %s GROUP BY state"
+JOIN_REFERENCE_SQL = """
+SELECT s.department_id, c.state, COUNT(*)
+FROM verification_checklist c JOIN students_student s ON s.id = c.student_id
+WHERE c.campaign_id = %s
+GROUP BY s.department_id, c.state
+"""
+
+# Completion differs by department (40–70 % confirmed or flagged); finishes spread over 14 days.
+SPREAD_SQL = """
+UPDATE verification_checklist AS c
+SET state = CASE
+        WHEN b.roll < b.done * 0.82 THEN 'confirmed'
+        WHEN b.roll < b.done THEN 'flagged'
+        WHEN b.roll < b.done + 8 THEN 'in_progress'
+        WHEN b.roll < b.done + 10 THEN 'returned'
+        ELSE 'not_started'
+    END,
+    finished_at = CASE WHEN b.roll < b.done THEN b.at END,
+    last_activity_at = CASE WHEN b.roll < b.done + 10 THEN b.at END,
+    attested_at = CASE WHEN b.roll < b.done * 0.82 THEN b.at END
+FROM (
+    SELECT c2.id,
+           (c2.id * 7919) %% 100 AS roll,
+           40 + (s.department_id %% 4) * 10 AS done,
+           %(opens)s + make_interval(days => ((c2.id * 31) %% 14)::int, mins => ((c2.id * 17) %% 1440)::int) AS at
+    FROM verification_checklist c2 JOIN students_student s ON s.id = c2.student_id
+    WHERE c2.campaign_id = %(campaign)s
+) AS b
+WHERE c.id = b.id
+"""
+
+
+def run(args, env) -> str:
+    process = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
+    if process.returncode != 0:
+        sys.exit(f"{' '.join(map(str, args))} failed:\n{process.stderr[-3000:]}")
+    return process.stdout
+
+
+def fresh_database(url: str):
+    import psycopg2
+
+    parsed = urlparse(url)
+    name = parsed.path.lstrip("/")
+    if "bench" not in name:
+        sys.exit(f"refusing to drop {name!r}: a benchmark database name contains 'bench'")
+    admin = psycopg2.connect(
+        host=parsed.hostname,
+        port=parsed.port or 5432,
+        user=parsed.username,
+        password=parsed.password,
+        dbname="postgres",
+    )
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+
+
+# ---------------------------------------------------------------------------
+# Child steps (run with django.setup() in their own process)
+# ---------------------------------------------------------------------------
+
+
+def child_setup():
+    """The campaign, its checklists, the spread of states and the two users."""
+    import datetime
+
+    from django.db import connection
+    from django.db.models import Count
+    from django.utils import timezone
+
+    from students.models import Cohort, Department, User
+    from verification import services
+    from verification.models import Campaign, Checklist
+
+    now = timezone.now()
+    opens = now - datetime.timedelta(days=14)
+    campaign = services.campaign_save(
+        campaign=Campaign(name="2025级新生学籍核对", opens_at=opens, closes_at=now + datetime.timedelta(days=7)),
+        cohorts=Cohort.objects.all(),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(SPREAD_SQL, {"opens": opens, "campaign": campaign.pk})
+    registrar = User.objects.create_user("bench-registrar", role=User.Role.REGISTRAR)
+    secretary = User.objects.create_user("bench-secretary", role=User.Role.SECRETARY)
+    secretary.departments.set([Department.objects.get(name=DEPARTMENT)])
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE verification_checklist")
+        cursor.execute("VACUUM ANALYZE students_student")
+    states = dict(Checklist.objects.filter(campaign=campaign).values_list("state").annotate(n=Count("id")).order_by())
+    print(json.dumps({"campaign": campaign.pk, "registrar": registrar.pk, "secretary": secretary.pk, "states": states}))
+
+
+def _timer(spent: list):
+    """A query wrapper that adds each query's time to ``spent``."""
+
+    def timed(execute, sql, params, many, context):
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            spent.append((time.perf_counter() - start) * 1000)
+
+    return timed
+
+
+def _median_ms(fn) -> tuple[float, list[float]]:
+    for _ in range(WARM_UPS):
+        fn()
+    times = []
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times), times
+
+
+def child_measure(campaign_id: int, registrar_id: int, secretary_id: int):
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from students.models import Department, User
+
+    assert connection.settings_dict["CONN_MAX_AGE"], "connections must persist"
+
+    def raw(sql):
+        def query():
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [campaign_id])
+                return cursor.fetchall()
+
+        return query
+
+    reference_ms, _ = _median_ms(raw(REFERENCE_SQL))
+    join_reference_ms, _ = _median_ms(raw(JOIN_REFERENCE_SQL))
+    department = Department.objects.get(name=DEPARTMENT)
+    pages = {
+        "school_dashboard": (registrar_id, reverse("workspace:school"), {"campaign": campaign_id}),
+        "department_dashboard": (
+            secretary_id,
+            reverse("workspace:dashboard"),
+            {"campaign": campaign_id, "department": department.pk},
+        ),
+    }
+    result = {
+        "reference_group_by_ms": round(reference_ms, 2),
+        "reference_join_group_by_ms": round(join_reference_ms, 2),
+    }
+    for name, (user_id, url, params) in pages.items():
+        client = Client(HTTP_HOST="localhost")
+        client.force_login(User.objects.get(pk=user_id))
+
+        def get(client=client, url=url, params=params):
+            response = client.get(url, params)
+            assert response.status_code == 200, response.status_code
+            return response
+
+        median, times = _median_ms(get)
+        sql_ms = []
+
+        with CaptureQueriesContext(connection) as queries, connection.execute_wrapper(_timer(sql_ms)):
+            page = get().content.decode()
+        result[name] = {
+            "median_ms": round(median, 1),
+            "min_ms": round(min(times), 1),
+            "max_ms": round(max(times), 1),
+            "queries": len(queries),
+            "sql_ms": round(sum(sql_ms), 1),
+            "ratio_to_reference": round(median / reference_ms, 1),
+            "ratio_to_join_reference": round(median / join_reference_ms, 1),
+            "students_shown": _students_shown(page),
+        }
+    print(json.dumps(result))
+
+
+def _students_shown(page: str) -> int:
+    """The 人数 of the page's total row (a check that the page really counted the school)."""
+    match = re.search(r'<tr class="total"><th>[^<]+</th><td class="num">(\d+)</td>', page)
+    return int(match.group(1)) if match else -1
+
+
+def child(step: str, args: list[str]):
+    import django
+
+    django.setup()
+    if step == "setup":
+        child_setup()
+    else:
+        child_measure(*map(int, args))
+
+
+# ---------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=50_000)
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rollcheck_bench_dash"),
+    )
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    if args.child:
+        return child(args.child[0], args.child[1:])
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    # Production settings (DEBUG off, persistent connections), served over plain HTTP.
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "registrar_portal.settings",
+        "DEBUG": "0",
+        "SECRET_KEY": "benchmark-only-not-a-secret",
+        "ID_NUMBER_KEYS": base64.urlsafe_b64encode(hashlib.sha256(b"benchmark-only").digest()).decode(),
+        "ID_NUMBER_HASH_KEY": hashlib.sha256(b"benchmark-only-hash").hexdigest(),
+        "ALLOWED_HOSTS": "localhost",
+        "HTTPS": "0",
+        "DATABASE_URL": args.database_url,
+        "CONN_MAX_AGE": "600",
+        "REDIS_URL": "",
+        "LOG_LEVEL": "WARNING",
+    }
+    from students.demo import generate_roster, write_roster_xlsx
+
+    roster = OUT / f"roster-dashboards-{args.students}.xlsx"
+    print(f"Generating {args.students} students → {roster.relative_to(ROOT)}")
+    write_roster_xlsx(generate_roster(args.students), roster)
+    fresh_database(args.database_url)
+    run([PYTHON, "manage.py", "migrate", "-v", "0"], env)
+    start = time.perf_counter()
+    report = json.loads(run([PYTHON, "manage.py", "import_roster", roster, "--format", "json"], env))
+    assert report["created"] == args.students and not report["errors"], str(report)[:500]
+    print(f"import_roster: {report['created']} students in {time.perf_counter() - start:.1f} s")
+    built = json.loads(run([PYTHON, __file__, "--child", "setup"], env).strip().splitlines()[-1])
+    print(f"campaign #{built['campaign']}: {built['states']}")
+    measured = json.loads(
+        run(
+            [PYTHON, __file__, "--child", "measure", *(str(built[k]) for k in ("campaign", "registrar", "secretary"))],
+            env,
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+
+    result = {"students": args.students, "states": built["states"], "goal_ms": GOAL_MS, **measured}
+    (OUT / f"dashboards-{args.students}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    print(f"reference: one GROUP BY state over the checklists, raw SQL     {measured['reference_group_by_ms']:7.2f} ms")
+    print(
+        f"same counts by department (join to students), raw SQL        {measured['reference_join_group_by_ms']:7.2f} ms"
+    )
+    for name in ("school_dashboard", "department_dashboard"):
+        page = measured[name]
+        verdict = "ok" if page["median_ms"] <= GOAL_MS else "MISSES THE GOAL"
+        print(
+            f"{name:22s} median {page['median_ms']:6.1f} ms (min {page['min_ms']}, max {page['max_ms']}), "
+            f"{page['queries']} queries, {page['sql_ms']} ms in SQL, {page['ratio_to_reference']}× the reference "
+            f"({page['ratio_to_join_reference']}× the join), "
+            f"{page['students_shown']} students shown — {verdict}"
+        )
+    print(f"goal: each ≤ {GOAL_MS} ms server time at 50,000 students")
+
+
+if __name__ == "__main__":
+    main()

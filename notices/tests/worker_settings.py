@@ -1,0 +1,13 @@
+"""Settings of the Celery worker that the delivery tests start: the real settings, one queue per test.
+
+The queue is the worker's default too, so a task the worker itself queues (a
+robot post deferred to the next minute) comes back to the same test.
+"""
+
+import os
+
+from registrar_portal.settings import *  # noqa: F403
+
+CELERY_TASK_DEFAULT_QUEUE = os.environ["ROLLCHECK_TEST_QUEUE"]
+# No remote-control mailbox: nothing here uses it, and it leaves keys in Redis.
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = False

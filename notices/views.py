@@ -1,0 +1,402 @@
+"""Notices, help centre, messages, reminder and digest pages.  Thin: each calls notices.services."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from students.models import Department, Student
+from students.permissions import (
+    classes_for,
+    is_registrar,
+    is_staff_member,
+    own_student,
+    registrar_required,
+    staff_required,
+)
+from verification.models import Campaign
+
+from . import markup, services
+from .forms import (
+    AttachmentForm,
+    DeliveryFilterForm,
+    DepartmentChannelForm,
+    HelpArticleForm,
+    NoticeForm,
+    RemindNowForm,
+    StageAddForm,
+)
+from .models import DepartmentChannel, Digest, HelpArticle, Notice, NoticeAttachment, ReminderStage
+
+
+def _private_file(path, *, filename, content_type):
+    """A stored file as a download that no browser renders or caches."""
+    if not path.is_file():
+        raise Http404
+    response = FileResponse(open(path, "rb"), as_attachment=True, filename=filename, content_type=content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+# ---------------------------------------------------------------------------
+# Notices
+# ---------------------------------------------------------------------------
+
+
+@never_cache
+@login_required
+def notice_list(request):
+    if is_staff_member(request.user):
+        return render(request, "notices/notice_list.html", {"notices": services.notices_for_staff(user=request.user)})
+    student = own_student(request.user)
+    notices = services.notices_with_read_flag(student=student, user=request.user) if student else []
+    return render(request, "notices/notice_list.html", {"notices": notices, "for_student": True})
+
+
+def _notice_or_404(request, notice_id) -> Notice:
+    try:
+        return services.notice_for_viewer(user=request.user, notice_id=notice_id)
+    except Notice.DoesNotExist:
+        raise Http404 from None
+
+
+@never_cache
+@login_required
+def notice_detail(request, notice_id):
+    notice = _notice_or_404(request, notice_id)
+    if own_student(request.user):
+        services.notice_mark_read(notice=notice, user=request.user)
+    return render(
+        request,
+        "notices/notice_detail.html",
+        {"notice": notice, "body": markup.render(notice.body), "attachments": notice.attachments.all()},
+    )
+
+
+@never_cache
+@registrar_required
+def notice_edit(request, notice_id=None):
+    notice = get_object_or_404(Notice, pk=notice_id) if notice_id else None
+    form = NoticeForm(request.POST or None, instance=notice)
+    if request.method == "POST" and form.is_valid():
+        saved = services.notice_save(
+            notice=form.save(commit=False),
+            cohorts=form.cleaned_data["cohorts"],
+            departments=form.cleaned_data["departments"],
+            by=request.user,
+        )
+        messages.success(request, _("已保存“%(title)s”。") % {"title": saved.title})
+        return redirect("notices:notice_update", notice_id=saved.pk)
+    return render(
+        request,
+        "notices/notice_form.html",
+        {
+            "form": form,
+            "notice": notice,
+            "attachment_form": AttachmentForm(),
+            "attachments": notice.attachments.all() if notice else [],
+        },
+    )
+
+
+@require_POST
+@registrar_required
+def notice_publish(request, notice_id):
+    notice = get_object_or_404(Notice, pk=notice_id)
+    services.notice_publish(notice=notice)
+    messages.success(request, _("已发布，面向的学生登录后会看到这则通知。"))
+    return redirect("notices:notice_update", notice_id=notice.pk)
+
+
+@require_POST
+@registrar_required
+def notice_unpublish(request, notice_id):
+    notice = get_object_or_404(Notice, pk=notice_id)
+    services.notice_unpublish(notice=notice)
+    messages.success(request, _("已撤回发布，学生不再看到这则通知。"))
+    return redirect("notices:notice_update", notice_id=notice.pk)
+
+
+@never_cache
+@staff_required
+def notice_stats(request, notice_id):
+    notice = _notice_or_404(request, notice_id)
+    departments = services.notice_read_rates(notice=notice, group="department", viewer=request.user)
+    total = sum(row["total"] for row in departments)
+    read = sum(row["read"] for row in departments)
+    return render(
+        request,
+        "notices/notice_stats.html",
+        {
+            "notice": notice,
+            "departments": departments,
+            "classes": services.notice_read_rates(notice=notice, group="class", viewer=request.user),
+            "total": total,
+            "read": read,
+            "rate": read / total if total else 0,
+        },
+    )
+
+
+@require_POST
+@registrar_required
+def attachment_upload(request, notice_id):
+    notice = get_object_or_404(Notice, pk=notice_id)
+    form = AttachmentForm(request.POST, request.FILES)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+    else:
+        try:
+            attachment = services.attachment_add(notice=notice, upload=form.cleaned_data["file"])
+        except services.NoticeError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, _("已上传“%(name)s”。") % {"name": attachment.original_name})
+    return redirect("notices:notice_update", notice_id=notice.pk)
+
+
+@require_POST
+@registrar_required
+def attachment_delete(request, attachment_id):
+    attachment = get_object_or_404(NoticeAttachment, pk=attachment_id)
+    services.attachment_delete(attachment=attachment)
+    messages.success(request, _("已删除附件。"))
+    return redirect("notices:notice_update", notice_id=attachment.notice_id)
+
+
+@never_cache
+@login_required
+def attachment_download(request, attachment_id):
+    try:
+        attachment = services.attachment_for_viewer(user=request.user, attachment_id=attachment_id)
+    except NoticeAttachment.DoesNotExist:
+        raise Http404 from None
+    return _private_file(
+        services.attachment_path(attachment), filename=attachment.original_name, content_type=attachment.content_type
+    )
+
+
+# ---------------------------------------------------------------------------
+# Help centre
+# ---------------------------------------------------------------------------
+
+
+@login_required
+def help_index(request):
+    query = request.GET.get("q", "").strip()[:100]
+    return render(
+        request,
+        "notices/help_index.html",
+        {"articles": services.help_search(query=query), "query": query, "can_edit": is_registrar(request.user)},
+    )
+
+
+@login_required
+def help_article(request, slug):
+    article = get_object_or_404(HelpArticle, slug=slug)
+    return render(
+        request,
+        "notices/help_article.html",
+        {"article": article, "body": markup.render(article.body), "can_edit": is_registrar(request.user)},
+    )
+
+
+@registrar_required
+def help_edit(request, slug=None):
+    article = get_object_or_404(HelpArticle, slug=slug) if slug else None
+    form = HelpArticleForm(request.POST or None, instance=article)
+    if request.method == "POST" and form.is_valid():
+        saved = services.help_article_save(article=form.save(commit=False), by=request.user)
+        messages.success(request, _("已保存“%(title)s”。") % {"title": saved.title})
+        return redirect("notices:help_article", slug=saved.slug)
+    return render(request, "notices/help_form.html", {"form": form, "article": article})
+
+
+# ---------------------------------------------------------------------------
+# In-portal messages
+# ---------------------------------------------------------------------------
+
+
+@never_cache
+@login_required
+def message_list(request):
+    page = Paginator(services.messages_for(user=request.user), 50).get_page(request.GET.get("page"))
+    # Read into memory first: this visit still marks them new, the badge already counts them read.
+    page.object_list = list(page.object_list)
+    services.messages_mark_read(user=request.user)
+    return render(request, "notices/message_list.html", {"page": page})
+
+
+# ---------------------------------------------------------------------------
+# Reminder plan, delivery log, "remind these now"
+# ---------------------------------------------------------------------------
+
+
+@never_cache
+@registrar_required
+def reminder_plan(request, campaign_id):
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    form = StageAddForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            stage = services.reminder_stage_add(campaign=campaign, days_before=form.cleaned_data["days_before"])
+        except services.NoticeError as exc:
+            form.add_error("days_before", str(exc))
+        else:
+            messages.success(request, _("已添加截止前 %(n)s 天的提醒。") % {"n": stage.days_before})
+            return redirect("notices:reminder_plan", campaign_id=campaign.pk)
+    return render(
+        request,
+        "notices/reminder_plan.html",
+        {"campaign": campaign, "stages": services.reminder_plan(campaign=campaign), "form": form},
+    )
+
+
+@require_POST
+@registrar_required
+def reminder_stage_remove(request, stage_id):
+    stage = get_object_or_404(ReminderStage, pk=stage_id)
+    if services.reminder_stage_remove(stage=stage):
+        messages.success(request, _("已删除这一轮提醒。"))
+    else:
+        messages.error(request, _("这一轮提醒已发送，不能删除。"))
+    return redirect("notices:reminder_plan", campaign_id=stage.campaign_id)
+
+
+@never_cache
+@registrar_required
+def delivery_log(request, campaign_id):
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    stages = list(campaign.reminder_stages.filter(dispatched_at__isnull=False))
+    form = DeliveryFilterForm(request.GET or None, stages=stages)
+    filters = form.cleaned_data if form.is_valid() else {}
+    rows = services.delivery_log(
+        campaign=campaign,
+        status=filters.get("status") or "",
+        stage_id=filters.get("stage"),
+        query=filters.get("q") or "",
+    )
+    page = Paginator(rows, 100).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "notices/delivery_log.html",
+        {
+            "campaign": campaign,
+            "summary": services.delivery_summary(campaign=campaign),
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+        },
+    )
+
+
+@require_POST
+@staff_required
+def remind_now(request, class_id):
+    class_group = get_object_or_404(classes_for(request.user), pk=class_id)
+    form = RemindNowForm(request.POST)
+    back = reverse("workspace:class_detail", args=[class_group.pk])
+    if not form.is_valid():
+        messages.error(request, _("页面已过期，请刷新后重试。"))
+        return redirect(back)
+    campaign = get_object_or_404(Campaign, pk=form.cleaned_data["campaign"])
+    back = f"{back}?campaign={campaign.pk}"
+    whole_class = form.cleaned_data["scope"] == RemindNowForm.WHOLE_CLASS
+    try:
+        stage, created = services.class_remind_now(
+            user=request.user,
+            campaign=campaign,
+            class_group=class_group,
+            student_ids=None if whole_class else form.cleaned_data["students"],
+            request_key=form.cleaned_data["request_key"],
+        )
+    except Student.DoesNotExist:
+        raise Http404 from None
+    except services.NoticeError as exc:
+        messages.error(request, str(exc))
+        return redirect(back)
+    if created:
+        messages.success(request, _("已向 %(n)s 名未完成核对的同学发送提醒邮件。") % {"n": stage.deliveries.count()})
+        without_email = stage.deliveries.filter(student__email="").count()
+        if without_email:
+            messages.warning(
+                request, _("其中 %(n)s 人没有登记电子邮箱，收不到邮件，请另行通知。") % {"n": without_email}
+            )
+    else:
+        messages.info(request, _("这次提醒已经发送过，没有重复发送。"))
+    return redirect(back)
+
+
+# ---------------------------------------------------------------------------
+# Department digests and group robots
+# ---------------------------------------------------------------------------
+
+
+@never_cache
+@staff_required
+def digest_list(request):
+    page = Paginator(services.digests_for(user=request.user), 50).get_page(request.GET.get("page"))
+    return render(request, "notices/digest_list.html", {"page": page})
+
+
+@never_cache
+@staff_required
+def digest_download(request, digest_id):
+    try:
+        digest = services.digest_for_viewer(user=request.user, digest_id=digest_id)
+    except Digest.DoesNotExist:
+        raise Http404 from None
+    return _private_file(
+        services.digest_file(digest),
+        filename=f"未完成核对名单-{digest.department.name}-{digest.day:%Y%m%d}.xlsx",
+        content_type=services.XLSX,
+    )
+
+
+@never_cache
+@registrar_required
+def channel_list(request):
+    return render(
+        request,
+        "notices/channel_list.html",
+        {
+            "rows": [
+                (department, channel, services.secret_masked(channel.signing_secret) if channel else "")
+                for department, channel in services.channels_overview()
+            ]
+        },
+    )
+
+
+@never_cache
+@registrar_required
+def channel_edit(request, department_id):
+    department = get_object_or_404(Department, pk=department_id)
+    channel = DepartmentChannel.objects.filter(department=department).first()
+    initial = {"robot": channel.robot, "webhook_url": channel.webhook_url} if channel else {}
+    form = DepartmentChannelForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        services.channel_save(department=department, **form.cleaned_data)
+        messages.success(request, _("已保存%(department)s的群机器人设置。") % {"department": department.name})
+        return redirect("notices:channel_edit", department_id=department.pk)
+    return render(
+        request,
+        "notices/channel_form.html",
+        {
+            "department": department,
+            "form": form,
+            "channel": channel,
+            "secret": services.secret_masked(channel.signing_secret) if channel else "",
+        },
+    )

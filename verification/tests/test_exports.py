@@ -1,0 +1,768 @@
+"""Exports: each file reopened with openpyxl and read cell by cell; scope, the access log, large exports."""
+
+import datetime
+import io
+import zoneinfo
+from types import SimpleNamespace
+
+import openpyxl
+import pytest
+import time_machine
+from django.http import Http404
+from django.urls import URLResolver, get_resolver, reverse
+from django.utils import timezone
+
+from students import fields as roll_fields
+from students.idnumbers import check_digit, mask
+from students.models import ClassGroup, ImportFinding, Student, User
+from students.tests.factories import ClassGroupFactory, StudentFactory, UserFactory
+from verification import export_services, services, tasks
+from verification.export_services import Kind
+from verification.models import Checklist, Evidence, Export, Flag
+
+pytestmark = pytest.mark.django_db
+
+S = Flag.Status
+SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
+EXPORTED_AT = datetime.datetime(2025, 9, 20, 10, 30, tzinfo=SHANGHAI)
+CONFIRMED_AT = datetime.datetime(2025, 9, 18, 8, 5, tzinfo=SHANGHAI)
+# 18 digits: as an Excel number it would keep only 15 significant digits.
+FULL_ID = "11010520070314987" + check_digit("11010520070314987")  # …9872, all digits
+INJECTIONS = ['=HYPERLINK("http://x","y")', "+1", "-2", "@x"]
+
+
+# ---------------------------------------------------------------------------
+# The school: four students in two departments, one campaign
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def school(me, cohort, department, other_department, campaign):
+    """王小明 (not started) and 李雷 (confirmed) in 计算2501, 韩梅梅 in 计算2502, 外院生 elsewhere."""
+    first = me.class_group
+    ClassGroup.objects.filter(pk=first.pk).update(name="计算2501")
+    Student.objects.filter(pk=me.pk).update(class_name="计算2501", student_number="2025100001", phone="13800000001")
+    me.refresh_from_db()
+    second = ClassGroupFactory(department=department, name="计算2502")
+    classmate = StudentFactory(
+        department=department, class_group=me.class_group, cohort=cohort, name="李雷", student_number="2025100002"
+    )
+    other = StudentFactory(
+        department=department, class_group=second, cohort=cohort, name="韩梅梅", student_number="2025100003"
+    )
+    outsider = StudentFactory(department=other_department, cohort=cohort, name="外院生", student_number="2025200001")
+    services.campaign_sync_students(campaign=campaign)
+    Checklist.objects.filter(campaign=campaign, student=classmate).update(
+        state=Checklist.State.CONFIRMED, finished_at=CONFIRMED_AT
+    )
+    return SimpleNamespace(
+        campaign=campaign, me=me, classmate=classmate, other=other, outsider=outsider, first_class=me.class_group
+    )
+
+
+def add_flag(student, campaign, code, claimed, *, recorded=None, explanation="", status=S.SUBMITTED, evidence=0):
+    """A flag as the review chain leaves it (made directly: the export must cope with whatever is stored)."""
+    checklist = Checklist.objects.get(campaign=campaign, student=student)
+    field = roll_fields.BY_CODE[code]
+    flag = Flag.objects.create(
+        checklist=checklist,
+        field_code=code,
+        recorded_value=services.record_value(student, field) if recorded is None else recorded,
+        claimed_value=claimed,
+        explanation=explanation,
+        status=status,
+        record_version=student.version,
+    )
+    Evidence.objects.bulk_create(
+        Evidence(
+            flag=flag,
+            storage_name=f"{flag.pk}-{n}.png",
+            original_name="证明.png",
+            content_type="image/png",
+            size=1,
+            sha256=f"{n:064d}",
+        )
+        for n in range(evidence)
+    )
+    Checklist.objects.filter(pk=checklist.pk).update(state=Checklist.State.FLAGGED, finished_at=CONFIRMED_AT)
+    return flag
+
+
+# ---------------------------------------------------------------------------
+# Reading the files back
+# ---------------------------------------------------------------------------
+
+
+def download(response) -> bytes:
+    # Reading the whole stream closes the response, as a WSGI server would (the test
+    # client's wrapper); closing it again would drop the test's database connection.
+    assert response.status_code == 200, response.status_code
+    return b"".join(response.streaming_content)
+
+
+def workbook(data: bytes):
+    return openpyxl.load_workbook(io.BytesIO(data))
+
+
+def values(sheet, *, start=1):
+    return [list(row) for row in sheet.iter_rows(min_row=start, values_only=True)]
+
+
+def data_rows(sheet):
+    return values(sheet, start=5)
+
+
+def request_export(client, kind, *, follow=False, remote_addr="127.0.0.1", **params):
+    return client.post(
+        reverse("exports:export_create"), {"kind": kind, **params}, follow=follow, REMOTE_ADDR=remote_addr
+    )
+
+
+def export_file(client, kind, **params):
+    with time_machine.travel(EXPORTED_AT, tick=False):
+        return workbook(download(request_export(client, kind, **params)))
+
+
+def assert_heading(sheet, title, who, header):
+    """Rows 1–4: what the export is, who exported it and when, a blank row, the column names."""
+    assert sheet["A1"].value == title
+    assert sheet["A1"].font.b
+    assert sheet["A2"].value == f"导出人：{who}    导出时间：2025-09-20 10:30"
+    assert all(cell.value is None for cell in sheet[3])
+    assert [cell.value for cell in sheet[4]] == header
+
+
+def assert_text(cell, value):
+    """A text cell holding exactly ``value``, formatted as Text so Excel never makes it a number."""
+    assert cell.value == value
+    assert cell.data_type == "s"
+    assert cell.number_format == "@"
+
+
+def column(sheet, header_name):
+    header = [cell.value for cell in sheet[4]]
+    return [row[header.index(header_name)] for row in sheet.iter_rows(min_row=5)]
+
+
+@pytest.fixture
+def secretary_client(client, secretary):
+    client.force_login(secretary)
+    return client
+
+
+@pytest.fixture
+def registrar_client(client, registrar):
+    registrar.first_name = "张老师"
+    registrar.save()
+    client.force_login(registrar)
+    return client
+
+
+# ---------------------------------------------------------------------------
+# 1. Class sign-off sheet
+# ---------------------------------------------------------------------------
+
+
+def test_class_sign_off_sheet_lists_the_class_and_its_error_feedback(secretary_client, secretary, school):
+    add_flag(
+        school.me, school.campaign, "SFZH", FULL_ID, explanation="身份证最后四位录错", status=S.FORWARDED, evidence=1
+    )
+    add_flag(school.me, school.campaign, "XB", "女", status=S.WITHDRAWN)  # withdrawn: not listed
+
+    book = export_file(
+        secretary_client, Kind.CLASS_SIGN_OFF, campaign=school.campaign.pk, class_group=school.first_class.pk
+    )
+
+    assert book.sheetnames == ["核对登记表", "信息错误反馈"]
+    sign_off, feedback = book.worksheets
+    assert_heading(
+        sign_off,
+        "2025级新生学籍核对 核对登记表 · 计算2501",
+        secretary.username,
+        ["序号", "学号", "姓名", "状态", "确认时间"],
+    )
+    assert data_rows(sign_off) == [
+        [1, "2025100001", "王小明", "已报错", "2025-09-18 08:05"],
+        [2, "2025100002", "李雷", "已确认无误", "2025-09-18 08:05"],
+    ]
+    assert_text(sign_off["B5"], "2025100001")
+    assert sign_off["A5"].data_type == "n"
+
+    assert_heading(
+        feedback,
+        "2025级新生学籍核对 核对登记表 · 计算2501",
+        secretary.username,
+        ["学号", "姓名", "字段", "正确内容", "说明", "联系电话", "处理状态"],
+    )
+    assert data_rows(feedback) == [
+        [
+            "2025100001",
+            "王小明",
+            "证件号码",
+            mask(FULL_ID),
+            "身份证最后四位录错",
+            "13800000001",
+            "院系已审核，待学籍科受理",
+        ]
+    ]
+    assert FULL_ID not in str(values(feedback))
+    assert_text(feedback["A5"], "2025100001")
+
+
+# ---------------------------------------------------------------------------
+# 2. Department error list
+# ---------------------------------------------------------------------------
+
+
+def test_department_error_list_masks_id_numbers(secretary_client, secretary, school):
+    recorded = school.me.id_number
+    add_flag(school.me, school.campaign, "SFZH", FULL_ID, explanation="见户口簿", status=S.SUBMITTED, evidence=2)
+    add_flag(school.other, school.campaign, "XM", "韩梅", explanation="", status=S.RETURNED)
+    add_flag(school.outsider, school.campaign, "XM", "外院学生")  # another department: not in the secretary's list
+
+    book = export_file(secretary_client, Kind.DEPARTMENT_ERRORS, campaign=school.campaign.pk)
+
+    sheet = book["有误学生名单"]
+    header = [
+        "院系", "班级", "学号", "姓名", "证件号码", "有误字段", "学信网上的值",
+        "正确的值", "说明", "证明材料数", "联系电话", "处理状态",
+    ]  # fmt: skip
+    assert_heading(sheet, "2025级新生学籍核对 学籍信息有误学生名单", secretary.username, header)
+    assert data_rows(sheet) == [
+        [
+            "计算机学院", "计算2501", "2025100001", "王小明", mask(recorded), "证件号码", mask(recorded),
+            mask(FULL_ID), "见户口簿", 2, "13800000001", "已提交，待院系审核",
+        ],
+        [
+            "计算机学院", "计算2502", "2025100003", "韩梅梅", mask(school.other.id_number), "姓名", "韩梅梅",
+            "韩梅", None, 0, "13800000000", "已退回，请修改后重新提交",
+        ],
+    ]  # fmt: skip
+    # Masked everywhere: neither the recorded nor the claimed number appears in full.
+    everything = str(values(sheet))
+    assert recorded not in everything and FULL_ID not in everything
+    assert_text(sheet["C5"], "2025100001")
+    assert_text(sheet["E5"], mask(recorded))
+
+
+def test_department_error_list_for_one_department_of_the_registrar(registrar_client, school, other_department):
+    add_flag(school.me, school.campaign, "XM", "王晓明")
+    add_flag(school.outsider, school.campaign, "XM", "外院学生")
+
+    book = export_file(
+        registrar_client, Kind.DEPARTMENT_ERRORS, campaign=school.campaign.pk, department=other_department.pk
+    )
+
+    assert [(row[0], row[2], row[3]) for row in data_rows(book.active)] == [("外国语学院", "2025200001", "外院生")]
+    assert Export.objects.get().params == {
+        "campaign": school.campaign.pk,
+        "department": other_department.pk,
+        "label": "2025级新生学籍核对 · 外国语学院",
+    }
+
+
+# ---------------------------------------------------------------------------
+# 3. CHSI correction list
+# ---------------------------------------------------------------------------
+
+
+def test_chsi_correction_list_has_one_sheet_per_authority_with_full_id_numbers(registrar_client, school):
+    recorded = school.me.id_number
+    add_flag(school.me, school.campaign, "SFZH", FULL_ID, explanation="户籍证明", status=S.FORWARDED)
+    add_flag(school.me, school.campaign, "XM", "王晓明", status=S.SUBMITTED_TO_CHSI)
+    add_flag(school.other, school.campaign, "BH", "计算2501", status=S.ACCEPTED)
+    add_flag(school.outsider, school.campaign, "XB", "女", status=S.SUBMITTED)  # not forwarded yet: not listed
+    add_flag(school.classmate, school.campaign, "MZ", "回族", status=S.CORRECTED)  # done: not listed
+
+    book = export_file(registrar_client, Kind.CHSI_CORRECTIONS)
+
+    assert book.sheetnames == ["学校可直接修改", "需省级审核"]
+    header = ["XH", "XM", "SFZH", "字段代码", "字段", "原值", "更正值", "说明", "状态"]
+    school_sheet, province = book.worksheets
+    for sheet in book.worksheets:
+        assert_heading(sheet, "学信网学籍信息更正清单", "张老师（registrar1）", header)
+    assert data_rows(school_sheet) == [
+        ["2025100003", "韩梅梅", school.other.id_number, "BH", "班级", "计算2502", "计算2501", None, "学籍科已受理"]
+    ]
+    assert data_rows(province) == [
+        [
+            "2025100001",
+            "王小明",
+            recorded,
+            "SFZH",
+            "证件号码",
+            recorded,
+            FULL_ID,
+            "户籍证明",
+            "院系已审核，待学籍科受理",
+        ],
+        ["2025100001", "王小明", recorded, "XM", "姓名", "王小明", "王晓明", None, "已提交学信网更正"],
+    ]
+    # The 18-digit number comes back whole, as text, wherever it appears.
+    assert_text(province["C5"], recorded)
+    assert_text(province["F5"], recorded)
+    assert_text(province["G5"], FULL_ID)
+    assert_text(province["A5"], "2025100001")
+    assert_text(school_sheet["C5"], school.other.id_number)
+
+
+def test_chsi_correction_list_follows_the_schools_authority_setting(registrar_client, school, settings):
+    settings.ROLL_PROVINCE_APPROVAL_FIELDS = ["XB"]  # this province approves only 性别
+    add_flag(school.me, school.campaign, "XM", "王晓明", status=S.FORWARDED)
+    add_flag(school.other, school.campaign, "XB", "女", status=S.FORWARDED)
+
+    book = export_file(registrar_client, Kind.CHSI_CORRECTIONS, campaign=school.campaign.pk)
+
+    assert [row[3] for row in data_rows(book["学校可直接修改"])] == ["XM"]
+    assert [row[3] for row in data_rows(book["需省级审核"])] == ["XB"]
+
+
+# ---------------------------------------------------------------------------
+# 4. Unverified students
+# ---------------------------------------------------------------------------
+
+
+def test_unverified_students_of_the_secretarys_departments(secretary_client, secretary, school):
+    Checklist.objects.filter(campaign=school.campaign, student=school.other).update(state=Checklist.State.IN_PROGRESS)
+
+    book = export_file(secretary_client, Kind.UNVERIFIED, campaign=school.campaign.pk)
+
+    sheet = book["未完成核对"]
+    assert_heading(
+        sheet,
+        "2025级新生学籍核对 未完成核对学生名单",
+        secretary.username,
+        ["院系", "班级", "学号", "姓名", "状态", "联系电话"],
+    )
+    assert data_rows(sheet) == [
+        ["计算机学院", "计算2501", "2025100001", "王小明", "未开始", "13800000001"],
+        ["计算机学院", "计算2502", "2025100003", "韩梅梅", "核对中", "13800000000"],
+    ]
+    assert [cell.data_type for cell in sheet[5]] == ["s"] * 6
+    assert_text(sheet["C5"], "2025100001")
+
+
+def test_registrar_exports_unverified_students_of_the_whole_school(registrar_client, school):
+    book = export_file(registrar_client, Kind.UNVERIFIED, campaign=school.campaign.pk)
+
+    # Department order depends on the database's collation; the rows do not.
+    assert sorted(row[2] for row in data_rows(book.active)) == ["2025100001", "2025100003", "2025200001"]
+    assert Export.objects.get().params["label"] == "2025级新生学籍核对 · 全校"
+
+
+# ---------------------------------------------------------------------------
+# 5. Data-quality findings
+# ---------------------------------------------------------------------------
+
+
+def test_findings_export_filters_by_department_and_kind(registrar_client, school, department):
+    ImportFinding.objects.create(
+        student=school.me,
+        field_code="CSRQ",
+        kind="birth_date_mismatch",
+        message="身份证号码对应的出生日期为 2007-03-14",
+    )
+    ImportFinding.objects.create(
+        student=school.other, field_code="MZ", kind="unknown_ethnicity", message="民族“穿青人”不在 GB/T 3304 名录中"
+    )
+    ImportFinding.objects.create(
+        student=school.outsider, field_code="CSRQ", kind="birth_date_mismatch", message="另一个院系"
+    )
+
+    book = export_file(registrar_client, Kind.FINDINGS, department=department.pk, finding_kind="birth_date_mismatch")
+
+    sheet = book["数据问题"]
+    assert_heading(
+        sheet,
+        "学籍数据问题清单 · 出生日期与身份证号码不符",
+        "张老师（registrar1）",
+        ["院系", "班级", "学号", "姓名", "字段", "类型", "说明"],
+    )
+    assert data_rows(sheet) == [
+        [
+            "计算机学院", "计算2501", "2025100001", "王小明", "出生日期", "出生日期与身份证号码不符",
+            "身份证号码对应的出生日期为 2007-03-14",
+        ]
+    ]  # fmt: skip
+    assert_text(sheet["C5"], "2025100001")
+    export = Export.objects.get()
+    assert export.row_count == 1
+    assert export.params["label"] == "计算机学院 · 出生日期与身份证号码不符"
+
+    whole = export_file(registrar_client, Kind.FINDINGS)
+    assert len(data_rows(whole.active)) == 3
+
+
+# ---------------------------------------------------------------------------
+# Formula injection
+# ---------------------------------------------------------------------------
+
+
+def test_typed_text_that_looks_like_a_formula_stays_text(registrar_client, school):
+    students = [school.me, school.classmate, school.other, school.outsider]
+    for student, typed in zip(students, INJECTIONS, strict=True):
+        add_flag(student, school.campaign, "XM", typed, explanation=typed, status=S.FORWARDED)
+    # Even the campaign's own name (typed by staff) is written as text.
+    school.campaign.name = "=1+1"
+    school.campaign.save()
+
+    errors = export_file(registrar_client, Kind.DEPARTMENT_ERRORS, campaign=school.campaign.pk).active
+    corrections = export_file(registrar_client, Kind.CHSI_CORRECTIONS)["需省级审核"]
+
+    assert errors["A1"].value == "=1+1 学籍信息有误学生名单" and errors["A1"].data_type == "s"
+    for sheet, claimed_header, note_header in ((errors, "正确的值", "说明"), (corrections, "更正值", "说明")):
+        claimed, notes = column(sheet, claimed_header), column(sheet, note_header)
+        assert sorted(cell.value for cell in claimed) == sorted(INJECTIONS)
+        for cell in claimed + notes:
+            assert cell.data_type == "s", (cell.coordinate, cell.value)
+            # Excel's apostrophe prefix: editing the cell does not turn it into a formula either.
+            assert cell.quotePrefix
+        assert sorted(cell.value for cell in notes) == sorted(INJECTIONS)
+
+
+def test_the_writer_protects_error_lookalikes_and_strips_illegal_characters(registrar_client, school):
+    add_flag(school.me, school.campaign, "XM", "#N/A", explanation="bad\x07bell\x1b", status=S.FORWARDED)
+
+    sheet = export_file(registrar_client, Kind.CHSI_CORRECTIONS)["需省级审核"]
+
+    assert sheet["G5"].value == "#N/A" and sheet["G5"].data_type == "s"
+    assert sheet["H5"].value == "badbell"
+
+
+# ---------------------------------------------------------------------------
+# Scope: out of scope is 404 and leaves no log row
+# ---------------------------------------------------------------------------
+
+
+def scoped_requests(school, department):
+    campaign = school.campaign.pk
+    return {
+        "class sheet of another department": (Kind.CLASS_SIGN_OFF, {"campaign": campaign, "class_group": school.first_class.pk}),
+        "errors of another department": (Kind.DEPARTMENT_ERRORS, {"campaign": campaign, "department": department.pk}),
+        "unverified of another department": (Kind.UNVERIFIED, {"campaign": campaign, "department": department.pk}),
+        "correction list": (Kind.CHSI_CORRECTIONS, {}),
+        "findings": (Kind.FINDINGS, {}),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "class sheet of another department",
+        "errors of another department",
+        "unverified of another department",
+        "correction list",
+        "findings",
+    ],
+)
+def test_another_departments_secretary_gets_404_and_no_log_row(client, other_secretary, school, department, case):
+    kind, params = scoped_requests(school, department)[case]
+    client.force_login(other_secretary)
+
+    response = request_export(client, kind, **params)
+
+    assert response.status_code == 404
+    assert "王小明" not in response.content.decode()
+    assert not Export.objects.exists()
+    assert not export_services.export_dir().exists() or not any(export_services.export_dir().iterdir())
+    with pytest.raises(Http404):
+        export_services.export_request(kind=kind, params=params, user=other_secretary, ip="10.0.0.1")
+    assert not Export.objects.exists()
+
+
+@pytest.mark.parametrize("kind", [Kind.CHSI_CORRECTIONS, Kind.FINDINGS])
+def test_the_correction_list_and_findings_are_for_registrar_staff_only(secretary_client, school, kind):
+    assert request_export(secretary_client, kind).status_code == 404
+    assert not Export.objects.exists()
+
+
+def test_a_student_cannot_export_anything(client, school):
+    client.force_login(school.me.user)
+    for kind in Kind.values:
+        response = request_export(client, kind, campaign=school.campaign.pk, class_group=school.first_class.pk)
+        assert response.status_code == 404
+    assert not Export.objects.exists()
+
+
+def test_a_secretary_exports_only_their_own_departments(secretary_client, secretary, school, other_department):
+    # Asking for all departments gives the secretary's own, never the others'.
+    book = export_file(secretary_client, Kind.UNVERIFIED, campaign=school.campaign.pk)
+    assert "外院生" not in str(values(book.active))
+    assert Export.objects.get().params["label"] == "2025级新生学籍核对 · 计算机学院"
+
+
+def test_a_malformed_request_is_refused_without_a_log_row(secretary_client, school):
+    missing_class = request_export(secretary_client, Kind.CLASS_SIGN_OFF, campaign=school.campaign.pk)
+    unknown_kind = request_export(secretary_client, "everything", campaign=school.campaign.pk)
+    missing_campaign = request_export(secretary_client, Kind.UNVERIFIED)
+
+    for response in (missing_class, unknown_kind, missing_campaign):
+        assert response.status_code == 302 and response["Location"] == reverse("exports:export_list")
+    assert not Export.objects.exists()
+    assert request_export(secretary_client, Kind.UNVERIFIED, campaign=999_999).status_code == 404
+    assert not Export.objects.exists()
+
+
+# ---------------------------------------------------------------------------
+# The access log: every export is recorded
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "expected_rows"),
+    [
+        (Kind.CLASS_SIGN_OFF, {"class_group": "first_class"}, 3),  # 2 students + 1 flag
+        (Kind.DEPARTMENT_ERRORS, {}, 2),
+        (Kind.CHSI_CORRECTIONS, {}, 1),
+        (Kind.UNVERIFIED, {}, 1),  # only 韩梅梅 has not finished
+        (Kind.FINDINGS, {}, 1),
+    ],
+)
+def test_every_export_is_recorded_with_its_row_count(registrar_client, registrar, school, kind, params, expected_rows):
+    add_flag(school.me, school.campaign, "XM", "王晓明", status=S.FORWARDED)
+    add_flag(school.outsider, school.campaign, "XB", "女")
+    ImportFinding.objects.create(student=school.other, field_code="MZ", kind="unknown_ethnicity", message="穿青人")
+    params = {key: getattr(school, value).pk for key, value in params.items()}
+    if kind != Kind.FINDINGS:
+        params["campaign"] = school.campaign.pk
+
+    with time_machine.travel(EXPORTED_AT, tick=False):
+        response = request_export(registrar_client, kind, remote_addr="203.0.113.7", **params)
+        data = download(response)
+
+    export = Export.objects.get()
+    assert (export.kind, export.requested_by, export.status) == (kind, registrar, Export.Status.DONE)
+    assert export.requested_at == EXPORTED_AT
+    assert export.ip_address == "203.0.113.7"
+    assert export.row_count == expected_rows
+    assert sum(len(data_rows(sheet)) for sheet in workbook(data).worksheets) == expected_rows
+    assert export.expires_at == EXPORTED_AT + datetime.timedelta(hours=24)
+    assert export.file_name.endswith(".xlsx")
+    assert response["Content-Disposition"] == f'attachment; filename="{export.file_name}"'
+    assert response["Content-Type"] == export_services.XLSX_CONTENT_TYPE
+    assert response["Cache-Control"] == "no-store"
+    assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_registrar_reads_the_export_log_filtered_by_user_and_kind(
+    client, registrar, secretary, other_secretary, school
+):
+    client.force_login(secretary)
+    download(request_export(client, Kind.UNVERIFIED, campaign=school.campaign.pk, remote_addr="198.51.100.5"))
+    client.force_login(other_secretary)
+    download(request_export(client, Kind.DEPARTMENT_ERRORS, campaign=school.campaign.pk))
+
+    assert client.get(reverse("exports:export_log")).status_code == 404  # secretaries do not see the log
+    client.force_login(registrar)
+    everything = client.get(reverse("exports:export_log")).content.decode()
+    by_secretary = client.get(reverse("exports:export_log"), {"user": secretary.pk}).content.decode()
+    by_kind = client.get(reverse("exports:export_log"), {"kind": Kind.DEPARTMENT_ERRORS}).content.decode()
+
+    assert secretary.username in everything and other_secretary.username in everything
+    assert "198.51.100.5" in everything and "2025级新生学籍核对 · 计算机学院" in everything
+    assert "未完成核对学生名单" in by_secretary and "学籍信息有误学生名单" not in by_secretary.split("<tbody>")[1]
+    assert "学籍信息有误学生名单" in by_kind.split("<tbody>")[1] and "198.51.100.5" not in by_kind
+
+
+def test_my_exports_lists_only_my_own(client, secretary, other_secretary, school):
+    client.force_login(other_secretary)
+    download(request_export(client, Kind.UNVERIFIED, campaign=school.campaign.pk))
+    client.force_login(secretary)
+    download(request_export(client, Kind.UNVERIFIED, campaign=school.campaign.pk))
+
+    page = client.get(reverse("exports:export_list")).content.decode()
+
+    mine, theirs = Export.objects.get(requested_by=secretary), Export.objects.get(requested_by=other_secretary)
+    assert reverse("exports:export_download", args=[mine.pk]) in page
+    assert reverse("exports:export_download", args=[theirs.pk]) not in page
+    assert "外国语学院" not in page.split("<tbody>")[1]
+
+
+# ---------------------------------------------------------------------------
+# Large exports: a Celery task, a stored file, an expiry
+# ---------------------------------------------------------------------------
+
+
+def stored_files():
+    folder = export_services.export_dir()
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+def test_a_large_export_runs_as_a_task_and_only_the_requester_downloads_it(
+    client, settings, secretary, django_capture_on_commit_callbacks, registrar, school, department
+):
+    settings.EXPORT_INLINE_MAX_ROWS = 2  # the secretary's list has 2 rows: too many to build inline
+    colleague = UserFactory(username="colleague", role=User.Role.SECRETARY)
+    colleague.departments.set([department])
+    client.force_login(secretary)
+
+    with time_machine.travel(EXPORTED_AT, tick=False):
+        with django_capture_on_commit_callbacks() as queued:
+            response = request_export(client, Kind.UNVERIFIED, campaign=school.campaign.pk)
+        export = Export.objects.get()
+        # Queued, not built: the task is waiting for the commit.
+        assert response.status_code == 302 and response["Location"] == reverse("exports:export_list")
+        assert export.status == Export.Status.PENDING and stored_files() == []
+        assert len(queued) == 1
+        queued[0]()  # the commit: the eager task runs
+
+    export.refresh_from_db()
+    assert export.status == Export.Status.DONE and export.row_count == 2
+    assert [path.name for path in stored_files()] == [export.storage_name]
+    url = reverse("exports:export_download", args=[export.pk])
+
+    with time_machine.travel(EXPORTED_AT + datetime.timedelta(hours=1), tick=False):
+        listing = client.get(reverse("exports:export_list")).content.decode()
+        assert url in listing and "已完成" in listing
+        book = workbook(download(client.get(url)))
+        assert [row[2] for row in data_rows(book.active)] == ["2025100001", "2025100003"]
+        for other in (colleague, registrar):  # same department, or the whole school: still not theirs
+            client.force_login(other)
+            assert client.get(url).status_code == 404
+        client.force_login(secretary)
+
+    with time_machine.travel(EXPORTED_AT + datetime.timedelta(hours=24, minutes=1), tick=False):
+        assert client.get(url).status_code == 404  # expired, even before the purge ran
+        assert url not in client.get(reverse("exports:export_list")).content.decode()
+        assert tasks.exports_purge_expired.delay().get() == 1
+
+    export.refresh_from_db()
+    assert export.status == Export.Status.EXPIRED and export.storage_name == ""
+    assert stored_files() == []
+    assert export_services.exports_purge_expired() == 0
+
+
+def test_building_twice_does_not_rebuild(client, settings, secretary, django_capture_on_commit_callbacks, school):
+    settings.EXPORT_INLINE_MAX_ROWS = 1
+    client.force_login(secretary)
+    with django_capture_on_commit_callbacks(execute=True):
+        request_export(client, Kind.UNVERIFIED, campaign=school.campaign.pk)
+    export = Export.objects.get()
+    before = (export.storage_name, export.finished_at, export.expires_at)
+    modified = export_services.path_of(export.storage_name).stat().st_mtime_ns
+
+    tasks.export_build.delay(export.pk)
+    export_services.export_build(export_id=export.pk)
+
+    export.refresh_from_db()
+    assert (export.storage_name, export.finished_at, export.expires_at) == before
+    assert export_services.path_of(export.storage_name).stat().st_mtime_ns == modified
+    assert len(stored_files()) == 1
+
+
+def test_the_task_checks_the_scope_again(client, settings, secretary, django_capture_on_commit_callbacks, school):
+    settings.EXPORT_INLINE_MAX_ROWS = 1
+    client.force_login(secretary)
+    with django_capture_on_commit_callbacks() as queued:
+        request_export(client, Kind.UNVERIFIED, campaign=school.campaign.pk)
+    secretary.departments.clear()  # moved away before the worker got to it
+
+    queued[0]()
+
+    export = Export.objects.get()
+    assert export.status == Export.Status.FAILED and export.row_count is None
+    assert export.error == "导出范围已不在你的权限内"
+    assert stored_files() == []
+
+
+def test_a_download_checks_the_scope_again(secretary_client, secretary, school):
+    download(request_export(secretary_client, Kind.UNVERIFIED, campaign=school.campaign.pk))
+    export = Export.objects.get()
+    url = reverse("exports:export_download", args=[export.pk])
+    assert secretary_client.get(url).status_code == 200
+
+    secretary.departments.clear()
+
+    assert secretary_client.get(url).status_code == 404
+
+
+def test_the_purge_gives_up_on_a_build_interrupted_long_ago(secretary):
+    interrupted = Export.objects.create(
+        kind=Kind.UNVERIFIED,
+        requested_by=secretary,
+        status=Export.Status.RUNNING,
+        requested_at=timezone.now() - datetime.timedelta(hours=25),
+    )
+    running = Export.objects.create(kind=Kind.UNVERIFIED, requested_by=secretary, status=Export.Status.RUNNING)
+
+    export_services.exports_purge_expired()
+
+    interrupted.refresh_from_db()
+    running.refresh_from_db()
+    assert (interrupted.status, interrupted.error) == (Export.Status.FAILED, "生成中断")
+    assert running.status == Export.Status.RUNNING
+
+
+def test_a_failed_build_is_recorded_and_leaves_no_file(secretary_client, school, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("verification.exporters.write_xlsx", broken)
+
+    response = request_export(secretary_client, Kind.UNVERIFIED, campaign=school.campaign.pk, follow=True)
+
+    export = Export.objects.get()
+    assert export.status == Export.Status.FAILED and export.error == "RuntimeError: disk full"
+    assert "导出失败" in response.content.decode()
+    assert stored_files() == []
+
+
+# ---------------------------------------------------------------------------
+# Permission matrix of the export pages
+# ---------------------------------------------------------------------------
+
+PERSONAS = ("anonymous", "student", "own_secretary", "other_secretary", "registrar")
+LOGIN = "→ login"
+EXPORT_MATRIX = {
+    # url name: (method, {persona: expected})
+    "exports:export_list": ("get", {"anonymous": LOGIN, "student": 404, "own_secretary": 200, "other_secretary": 200, "registrar": 200}),
+    "exports:export_log": ("get", {"anonymous": LOGIN, "student": 404, "own_secretary": 404, "other_secretary": 404, "registrar": 200}),
+    "exports:export_create": ("post", {"anonymous": LOGIN, "student": 404, "own_secretary": 200, "other_secretary": 404, "registrar": 200}),
+    # An export the own department's secretary made: nobody else may fetch it, registrar staff included.
+    "exports:export_download": ("get", {"anonymous": LOGIN, "student": 404, "own_secretary": 200, "other_secretary": 404, "registrar": 404}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("url_name", sorted(EXPORT_MATRIX))
+def test_export_permission_matrix(client, school, secretary, other_secretary, registrar, department, url_name, persona):
+    owner_export = export_services.export_request(
+        kind=Kind.UNVERIFIED, params={"campaign": school.campaign.pk}, user=secretary, ip=None
+    )
+    users = {
+        "anonymous": None,
+        "student": school.me.user,
+        "own_secretary": secretary,
+        "other_secretary": other_secretary,
+        "registrar": registrar,
+    }
+    method, expected = EXPORT_MATRIX[url_name]
+    path = reverse(url_name, args=[owner_export.pk] if url_name == "exports:export_download" else [])
+    data = {"kind": Kind.UNVERIFIED, "campaign": school.campaign.pk, "department": department.pk}
+    if users[persona]:
+        client.force_login(users[persona])
+
+    response = getattr(client, method)(path, data if method == "post" else {})
+
+    if expected[persona] == LOGIN:
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    else:
+        assert response.status_code == expected[persona]
+    if expected[persona] == 404:
+        assert "王小明" not in response.content.decode()
+    if response.streaming:
+        b"".join(response.streaming_content)  # closes the file
+    if method == "post" and expected[persona] != 200:
+        assert Export.objects.count() == 1  # only the owner's
+
+
+def test_every_export_url_is_in_the_matrix():
+    names = set()
+    for entry in get_resolver().url_patterns:
+        if isinstance(entry, URLResolver) and entry.namespace == "exports":
+            names |= {f"exports:{pattern.name}" for pattern in entry.url_patterns}
+    assert names == set(EXPORT_MATRIX)
+
+
+def test_export_create_takes_post_only(secretary_client):
+    assert secretary_client.get(reverse("exports:export_create")).status_code == 405

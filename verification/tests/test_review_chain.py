@@ -1,0 +1,340 @@
+"""The review chain of a flag: every move ``TRANSITIONS`` allows, made by the right person, and every move refused.
+
+A refused move raises and changes nothing: not the flag, not its history, not
+the student's checklist.  Another department's secretary does not even learn
+that the flag exists.
+"""
+
+import itertools
+
+import pytest
+
+from students.models import User
+from students.tests.factories import SecretaryFactory, UserFactory
+from verification import services
+from verification.models import Checklist, Flag, FlagEvent
+from verification.services import TRANSITIONS, VerificationError
+
+pytestmark = pytest.mark.django_db
+
+S = Flag.Status
+REASON = "专业名称括号内的内容无需核对"
+# How a flag reaches each status: (to, who) steps after the student submits it.
+PATHS = {
+    S.SUBMITTED: [],
+    S.RETURNED: [(S.RETURNED, "secretary")],
+    S.FORWARDED: [(S.FORWARDED, "secretary")],
+    S.ACCEPTED: [(S.FORWARDED, "secretary"), (S.ACCEPTED, "registrar")],
+    S.SUBMITTED_TO_CHSI: [(S.FORWARDED, "secretary"), (S.ACCEPTED, "registrar"), (S.SUBMITTED_TO_CHSI, "registrar")],
+    S.CORRECTED: [(S.FORWARDED, "secretary"), (S.ACCEPTED, "registrar"), (S.CORRECTED, "registrar")],
+    S.WITHDRAWN: [(S.WITHDRAWN, "student")],
+}
+
+
+@pytest.fixture
+def cast(me, secretary, other_secretary, registrar):
+    return {
+        "student": me.user,
+        "secretary": secretary,
+        "other_secretary": other_secretary,
+        "registrar": registrar,
+        "superuser": UserFactory(username="root", role=User.Role.ADMIN, is_staff=True, is_superuser=True),
+    }
+
+
+@pytest.fixture
+def flag_at(me, campaign, checklist, cast):
+    """A flag of the student's, moved through the chain to ``status``."""
+
+    def make(status) -> Flag:
+        services.checklist_confirm_all(checklist_id=checklist.pk, record_version=me.version, by=me.user)
+        flag = services.field_flag(
+            checklist_id=checklist.pk,
+            field_code="ZYMC",
+            claimed_value="软件工程",
+            explanation="录取通知书上是软件工程",
+            record_version=me.version,
+            by=me.user,
+        )
+        for to, who in PATHS[status]:
+            if to == S.WITHDRAWN:
+                services.flag_withdraw(flag_id=flag.pk, by=me.user)
+            else:
+                services.flag_transition(flag_id=flag.pk, to=to, by=cast[who], note=REASON)
+        flag.refresh_from_db()
+        assert flag.status == status
+        return flag
+
+    return make
+
+
+def snapshot(flag) -> tuple:
+    """Everything a refused move must leave as it was."""
+    flag = Flag.objects.get(pk=flag.pk)
+    checklist = Checklist.objects.get(pk=flag.checklist_id)
+    return (
+        flag.status,
+        flag.return_reason,
+        flag.updated_at,
+        FlagEvent.objects.filter(flag=flag).count(),
+        checklist.state,
+        checklist.finished_at,
+    )
+
+
+def last_event(flag) -> FlagEvent:
+    return FlagEvent.objects.filter(flag=flag).last()
+
+
+# ---------------------------------------------------------------------------
+# Every allowed move, by whoever may make it
+# ---------------------------------------------------------------------------
+
+STAFF_MOVES = [
+    pytest.param(source, target, actor, id=f"{source}→{target} by {actor}")
+    for (source, target), role in TRANSITIONS.items()
+    if role != "student"
+    # Registrar staff may also act as a department.
+    for actor in (
+        {"department": ["secretary", "registrar", "superuser"], "registrar": ["registrar", "superuser"]}[role]
+    )
+]
+
+
+@pytest.mark.parametrize(("source", "target", "actor"), STAFF_MOVES)
+def test_every_staff_move_in_the_chain_works(flag_at, cast, checklist, source, target, actor):
+    flag = flag_at(source)
+    events = FlagEvent.objects.filter(flag=flag).count()
+
+    services.flag_transition(flag_id=flag.pk, to=target, by=cast[actor], note=f"  {REASON}  ")
+
+    flag.refresh_from_db()
+    assert flag.status == target
+    assert FlagEvent.objects.filter(flag=flag).count() == events + 1
+    event = last_event(flag)
+    assert (event.action, event.from_status, event.to_status, event.actor, event.note) == (
+        f"verification.flag.{target}",
+        source,
+        target,
+        cast[actor],
+        REASON,
+    )
+    checklist.refresh_from_db()
+    if target == S.RETURNED:
+        # The student is asked to change the flag: the check is not finished any more.
+        assert flag.return_reason == REASON
+        assert (checklist.state, checklist.finished_at) == (Checklist.State.RETURNED, None)
+    else:
+        assert checklist.state == Checklist.State.FLAGGED and checklist.finished_at
+
+
+def test_the_student_withdraws_a_submitted_flag(flag_at, me, checklist):
+    flag = flag_at(S.SUBMITTED)
+    services.flag_withdraw(flag_id=flag.pk, by=me.user)
+    flag.refresh_from_db()
+    assert flag.status == S.WITHDRAWN
+    assert (last_event(flag).from_status, last_event(flag).actor) == (S.SUBMITTED, me.user)
+    # The field is unanswered again: the check is back in progress.
+    assert Checklist.objects.get(pk=checklist.pk).state == Checklist.State.IN_PROGRESS
+
+
+def test_the_student_withdraws_a_returned_flag(flag_at, me, checklist):
+    flag = flag_at(S.RETURNED)
+    services.flag_withdraw(flag_id=flag.pk, by=me.user)
+    flag.refresh_from_db()
+    assert flag.status == S.WITHDRAWN and last_event(flag).from_status == S.RETURNED
+    assert Checklist.objects.get(pk=checklist.pk).state == Checklist.State.IN_PROGRESS
+
+
+def test_the_student_resubmits_a_returned_flag(flag_at, me, checklist):
+    flag = flag_at(S.RETURNED)
+
+    services.flag_amend(flag_id=flag.pk, claimed_value="网络工程", record_version=me.version, by=me.user)
+
+    flag.refresh_from_db()
+    assert (flag.status, flag.claimed_value) == (S.SUBMITTED, "网络工程")
+    event = last_event(flag)
+    assert (event.action, event.from_status, event.to_status) == (
+        "verification.flag.resubmitted",
+        S.RETURNED,
+        S.SUBMITTED,
+    )
+    assert Checklist.objects.get(pk=checklist.pk).state == Checklist.State.FLAGGED
+
+
+def test_the_chain_test_covers_every_transition():
+    student_moves = {(S.SUBMITTED, S.WITHDRAWN), (S.RETURNED, S.WITHDRAWN), (S.RETURNED, S.SUBMITTED)}
+    staff_moves = {(p.values[0], p.values[1]) for p in STAFF_MOVES}
+    assert staff_moves | student_moves == set(TRANSITIONS)
+    assert {role for (_s, _t), role in TRANSITIONS.items() if (_s, _t) in student_moves} == {"student"}
+
+
+# ---------------------------------------------------------------------------
+# Every refused move
+# ---------------------------------------------------------------------------
+
+NOT_IN_CHAIN = [
+    pytest.param(source, target, id=f"{source}→{target}")
+    for source, target in itertools.product(S.values, S.values)
+    if (source, target) not in TRANSITIONS
+]
+
+
+@pytest.mark.parametrize(("source", "target"), NOT_IN_CHAIN)
+def test_a_move_outside_the_chain_is_refused_even_for_registrar_staff(flag_at, cast, source, target):
+    flag = flag_at(source)
+    before = snapshot(flag)
+
+    with pytest.raises(VerificationError, match="不能改为"):
+        services.flag_transition(flag_id=flag.pk, to=target, by=cast["registrar"], note=REASON)
+
+    assert snapshot(flag) == before
+
+
+@pytest.mark.parametrize("source", [S.WITHDRAWN, S.CORRECTED])
+@pytest.mark.parametrize("actor", ["secretary", "registrar", "superuser"])
+def test_nobody_moves_a_withdrawn_or_corrected_flag(flag_at, cast, source, actor):
+    flag = flag_at(source)
+    before = snapshot(flag)
+    for target in S.values:
+        with pytest.raises(VerificationError):
+            services.flag_transition(flag_id=flag.pk, to=target, by=cast[actor], note=REASON)
+    assert snapshot(flag) == before
+
+
+REGISTRAR_MOVES = [
+    pytest.param(source, target, id=f"{source}→{target}")
+    for (source, target), role in TRANSITIONS.items()
+    if role == "registrar"
+]
+
+
+@pytest.mark.parametrize(("source", "target"), REGISTRAR_MOVES)
+def test_a_secretary_cannot_make_the_registrars_moves(flag_at, cast, source, target):
+    flag = flag_at(source)
+    before = snapshot(flag)
+
+    with pytest.raises(VerificationError):
+        services.flag_transition(flag_id=flag.pk, to=target, by=cast["secretary"], note=REASON)
+
+    assert snapshot(flag) == before
+
+
+STUDENT_MOVES = [
+    pytest.param(source, target, actor, id=f"{source}→{target} by {actor}")
+    for (source, target), role in TRANSITIONS.items()
+    if role == "student"
+    for actor in ("secretary", "registrar")
+]
+
+
+@pytest.mark.parametrize(("source", "target", "actor"), STUDENT_MOVES)
+def test_staff_cannot_withdraw_or_resubmit_for_the_student(flag_at, cast, source, target, actor):
+    flag = flag_at(source)
+    before = snapshot(flag)
+
+    with pytest.raises(VerificationError):
+        services.flag_transition(flag_id=flag.pk, to=target, by=cast[actor], note=REASON)
+
+    assert snapshot(flag) == before
+
+
+ALL_MOVES = [pytest.param(source, target, id=f"{source}→{target}") for source, target in TRANSITIONS]
+
+
+@pytest.mark.parametrize(("source", "target"), ALL_MOVES)
+def test_a_student_cannot_review_their_own_flag(flag_at, cast, source, target):
+    flag = flag_at(source)
+    before = snapshot(flag)
+
+    with pytest.raises(VerificationError):
+        services.flag_transition(flag_id=flag.pk, to=target, by=cast["student"], note=REASON)
+
+    assert snapshot(flag) == before
+
+
+@pytest.mark.parametrize(("source", "target"), ALL_MOVES)
+def test_another_departments_secretary_cannot_act_and_learns_nothing(flag_at, cast, source, target):
+    flag = flag_at(source)
+    before = snapshot(flag)
+
+    # The same answer as for a flag that does not exist.
+    with pytest.raises(Flag.DoesNotExist):
+        services.flag_transition(flag_id=flag.pk, to=target, by=cast["other_secretary"], note=REASON)
+    with pytest.raises(Flag.DoesNotExist):
+        services.flag_transition(flag_id=flag.pk + 1000, to=target, by=cast["secretary"], note=REASON)
+
+    assert snapshot(flag) == before
+
+
+def test_a_secretary_who_left_cannot_act(flag_at, cast):
+    flag = flag_at(S.SUBMITTED)
+    before = snapshot(flag)
+    User.objects.filter(pk=cast["secretary"].pk).update(is_active=False)
+    gone = User.objects.get(pk=cast["secretary"].pk)
+
+    with pytest.raises(Flag.DoesNotExist):
+        services.flag_transition(flag_id=flag.pk, to=S.FORWARDED, by=gone)
+
+    assert snapshot(flag) == before
+
+
+def test_a_secretary_of_two_departments_acts_on_both(flag_at, department, other_department):
+    flag = flag_at(S.SUBMITTED)
+    services.flag_transition(
+        flag_id=flag.pk, to=S.FORWARDED, by=SecretaryFactory(departments=[other_department, department])
+    )
+    assert Flag.objects.get(pk=flag.pk).status == S.FORWARDED
+
+
+@pytest.mark.parametrize(
+    ("source", "actor"),
+    [(S.SUBMITTED, "secretary"), (S.FORWARDED, "registrar"), (S.ACCEPTED, "registrar")],
+)
+@pytest.mark.parametrize("note", ["", "   "])
+def test_a_return_without_a_reason_is_refused(flag_at, cast, source, actor, note):
+    flag = flag_at(source)
+    before = snapshot(flag)
+
+    with pytest.raises(VerificationError, match="退回时请填写原因"):
+        services.flag_transition(flag_id=flag.pk, to=S.RETURNED, by=cast[actor], note=note)
+
+    assert snapshot(flag) == before
+
+
+def test_the_refusal_names_the_flags_state_and_the_move(flag_at, cast):
+    flag = flag_at(S.SUBMITTED)
+    with pytest.raises(VerificationError) as refused:
+        services.flag_transition(flag_id=flag.pk, to=S.CORRECTED, by=cast["registrar"])
+    assert str(refused.value) == "报错当前为“已提交，待院系审核”，不能改为“学信网已更正”"
+
+
+@pytest.mark.parametrize("source", [S.FORWARDED, S.ACCEPTED, S.SUBMITTED_TO_CHSI, S.CORRECTED, S.WITHDRAWN])
+def test_once_past_the_department_the_student_can_no_longer_withdraw(flag_at, me, source):
+    flag = flag_at(source)
+    before = snapshot(flag)
+
+    with pytest.raises(VerificationError):
+        services.flag_withdraw(flag_id=flag.pk, by=me.user)
+
+    assert snapshot(flag) == before
+
+
+@pytest.mark.parametrize("source", [S.FORWARDED, S.ACCEPTED, S.SUBMITTED_TO_CHSI])
+def test_once_forwarded_the_student_can_neither_change_nor_take_back_the_flag(flag_at, me, checklist, source):
+    flag = flag_at(source)
+    before = snapshot(flag)
+
+    with pytest.raises(VerificationError, match="已转学籍科处理"):
+        services.field_flag(
+            checklist_id=checklist.pk,
+            field_code="ZYMC",
+            claimed_value="网络工程",
+            record_version=me.version,
+            by=me.user,
+        )
+    with pytest.raises(VerificationError, match="已转学籍科处理"):
+        services.field_confirm(checklist_id=checklist.pk, field_code="ZYMC", record_version=me.version, by=me.user)
+
+    assert snapshot(flag) == before
+    assert Flag.objects.get(pk=flag.pk).claimed_value == "软件工程"
