@@ -55,3 +55,21 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = mask_text(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)
+
+
+_mask = MaskIdNumbersFilter()
+
+
+def install_record_factory():
+    """Mask ID numbers when a record is created, so every handler (and test capture) sees the masked text."""
+    base = logging.getLogRecordFactory()
+    if getattr(base, "masks_id_numbers", False):
+        return
+
+    def factory(*args, **kwargs):
+        record = base(*args, **kwargs)
+        _mask.filter(record)
+        return record
+
+    factory.masks_id_numbers = True
+    logging.setLogRecordFactory(factory)

@@ -43,6 +43,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "axes",
+    "auditlog",
+    "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "django_cas_ng",
     "students",
     "verification",
@@ -56,11 +60,20 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After messages: an expired session says why it ended.
+    "registrar_portal.security.SessionPolicyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "registrar_portal.security.NoStoreMiddleware",
     # Last, so that it sees the outcome of the sign-in views.
     "axes.middleware.AxesMiddleware",
 ]
+if not DEBUG:
+    # Production serves collected static files itself (development uses runserver's).
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "registrar_portal.urls"
 WSGI_APPLICATION = "registrar_portal.wsgi.application"
@@ -153,6 +166,15 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+# whitenoise serves static files with far-future caching once collectstatic has run.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 # Uploaded rosters and evidence are personal data: they live outside any
 # web-served folder and are only ever read by permission-checked views.
 PRIVATE_ROOT = env.path("PRIVATE_ROOT", default=BASE_DIR / "var" / "private")
@@ -230,6 +252,35 @@ if not (ID_NUMBER_KEYS and ID_NUMBER_HASH_KEY):
 # ------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+# Sessions end after inactivity or a fixed lifetime, shorter for staff (registrar_portal/security.py).
+SESSION_IDLE_SECONDS_STAFF = env.int("SESSION_IDLE_SECONDS_STAFF", default=30 * 60)
+SESSION_MAX_SECONDS_STAFF = env.int("SESSION_MAX_SECONDS_STAFF", default=8 * 3600)
+SESSION_IDLE_SECONDS_STUDENT = env.int("SESSION_IDLE_SECONDS_STUDENT", default=2 * 3600)
+SESSION_MAX_SECONDS_STUDENT = env.int("SESSION_MAX_SECONDS_STUDENT", default=24 * 3600)
+SESSION_COOKIE_AGE = max(SESSION_MAX_SECONDS_STAFF, SESSION_MAX_SECONDS_STUDENT)
+# Registrar staff must use a second factor (TOTP) when this is on.
+REQUIRE_2FA_FOR_REGISTRAR = env.bool("REQUIRE_2FA_FOR_REGISTRAR", default=not DEBUG)
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="学籍核对")
+# Content-Security-Policy: no inline script anywhere (django-csp).
+from csp.constants import NONE, SELF  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    }
+}
+# Audit trail of changes to records and flags; ID numbers are masked inside it.
+AUDITLOG_INCLUDE_ALL_MODELS = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -238,6 +289,9 @@ if env.bool("HTTPS", default=not DEBUG):
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    # __Host- cookies are only sent over HTTPS, to this exact host, for the whole site.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
@@ -245,10 +299,18 @@ if env.bool("HTTPS", default=not DEBUG):
 # ------------------------------------------------------------------------------
 # Logging
 # ------------------------------------------------------------------------------
+# One JSON line per event in production (LOG_FORMAT=json), plain text in development;
+# ID numbers are masked in every record whatever wrote it.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"mask_ids": {"()": "registrar_portal.logging.MaskIdNumbersFilter"}},
+    "formatters": {
+        "json": {"()": "registrar_portal.logging.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["mask_ids"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -5,3 +5,19 @@ from django.utils.translation import gettext_lazy as _
 class StudentsConfig(AppConfig):
     name = "students"
     verbose_name = _("学籍")
+
+    def ready(self):
+        from auditlog.registry import auditlog
+
+        from registrar_portal import logging as portal_logging
+        from registrar_portal import security  # noqa: F401  (connects the session signals)
+
+        portal_logging.install_record_factory()
+        from .models import Student
+
+        auditlog.register(
+            Student,
+            exclude_fields=["id_number_hash", "version", "created_at", "updated_at"],
+            mask_fields=["id_number", "phone"],
+            mask_callable="students.idnumbers.mask",
+        )

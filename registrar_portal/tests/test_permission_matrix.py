@@ -271,6 +271,8 @@ MATRIX = [
         ),
     ),
     Route("sign-in page", "login", everyone(200)),
+    # The load balancer's health check: public, and it names no data.
+    Route("health check", "health", everyone(200)),
     Route("sign out", "logout", everyone(SIGNED_OUT), method="post"),
     Route("claim", "claim", everyone(200)),
     Route("claim password, without the first step", "claim_password", everyone(To("claim"))),
