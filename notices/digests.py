@@ -248,12 +248,13 @@ def _summary(digest: Digest) -> tuple[str, str]:
 def _send_email(digest: Digest, to: str):
     title, _text = _summary(digest)
     message = mail.EmailMessage(
-        subject=f"【{title}】{digest.day.isoformat()}",
+        subject=_("【%(title)s】%(day)s") % {"title": title, "day": digest.day.isoformat()},
         body=render_to_string("notices/email/digest.txt", {"digest": digest, "url": settings.PORTAL_URL}),
         to=[to],
     )
+    prefix = _("未完成核对名单")  # outside the f-string, where makemessages finds it
     message.attach(
-        f"未完成核对名单-{digest.department.name}-{digest.day:%Y%m%d}.xlsx", digest_path(digest).read_bytes(), XLSX
+        f"{prefix}-{digest.department.name}-{digest.day:%Y%m%d}.xlsx", digest_path(digest).read_bytes(), XLSX
     )
     message.send()
 

@@ -26,7 +26,7 @@ from django.db import connection as database
 from django.db import transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import dateformat, timezone
 from django.utils.translation import gettext as _
 
 from verification.models import Campaign, Checklist
@@ -363,7 +363,7 @@ def _message(delivery: Delivery, checklist: Checklist, connection) -> mail.Email
         "url": settings.PORTAL_URL.rstrip("/") + f"/check/{campaign.pk}/",
     }
     subject = _("【学籍核对】请在 %(deadline)s 前完成学籍信息核对") % {
-        "deadline": f"{timezone.localtime(campaign.closes_at):%m月%d日 %H:%M}"
+        "deadline": dateformat.format(timezone.localtime(campaign.closes_at), _("m月d日 H:i"))
     }
     return mail.EmailMessage(
         subject=subject,

@@ -18,6 +18,7 @@ from django.db.models import Count, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from students.models import ClassGroup, Department, Student, User
 from students.permissions import departments_for, is_registrar, is_staff_member, own_student, students_for
@@ -377,7 +378,12 @@ def reminder_stage_add(*, campaign: Campaign, days_before: int, now=None) -> Rem
     if not 1 <= days_before <= MAX_DAYS_BEFORE:
         raise NoticeError(_("请填写 1 到 %(max)s 之间的天数") % {"max": MAX_DAYS_BEFORE})
     if campaign.closes_at - datetime.timedelta(days=days_before) <= now:
-        raise NoticeError(_("截止前 %(n)s 天已经过去；需要现在提醒请在班级页面使用“立即提醒”。") % {"n": days_before})
+        passed = ngettext(
+            "截止前 %(n)s 天已经过去；需要现在提醒请在班级页面使用“立即提醒”。",
+            "截止前 %(n)s 天已经过去；需要现在提醒请在班级页面使用“立即提醒”。",
+            days_before,
+        )
+        raise NoticeError(passed % {"n": days_before})
     return reminders.stage_add(campaign=campaign, days_before=days_before)
 
 

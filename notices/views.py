@@ -7,10 +7,12 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from students.models import Department, Student
+from students.audit import access_log
+from students.models import AccessEvent, Department, Student
 from students.permissions import (
     classes_for,
     is_registrar,
@@ -252,7 +254,9 @@ def reminder_plan(request, campaign_id):
         except services.NoticeError as exc:
             form.add_error("days_before", str(exc))
         else:
-            messages.success(request, _("已添加截止前 %(n)s 天的提醒。") % {"n": stage.days_before})
+            n = stage.days_before
+            added = ngettext("已添加截止前 %(n)s 天的提醒。", "已添加截止前 %(n)s 天的提醒。", n)
+            messages.success(request, added % {"n": n})
             return redirect("notices:reminder_plan", campaign_id=campaign.pk)
     return render(
         request,
@@ -327,12 +331,17 @@ def remind_now(request, class_id):
         messages.error(request, str(exc))
         return redirect(back)
     if created:
-        messages.success(request, _("已向 %(n)s 名未完成核对的同学发送提醒邮件。") % {"n": stage.deliveries.count()})
+        n = stage.deliveries.count()
+        sent = ngettext("已向 %(n)s 名未完成核对的同学发送提醒邮件。", "已向 %(n)s 名未完成核对的同学发送提醒邮件。", n)
+        messages.success(request, sent % {"n": n})
         without_email = stage.deliveries.filter(student__email="").count()
         if without_email:
-            messages.warning(
-                request, _("其中 %(n)s 人没有登记电子邮箱，收不到邮件，请另行通知。") % {"n": without_email}
+            message = ngettext(
+                "其中 %(n)s 人没有登记电子邮箱，收不到邮件，请另行通知。",
+                "其中 %(n)s 人没有登记电子邮箱，收不到邮件，请另行通知。",
+                without_email,
             )
+            messages.warning(request, message % {"n": without_email})
     else:
         messages.info(request, _("这次提醒已经发送过，没有重复发送。"))
     return redirect(back)
@@ -357,9 +366,16 @@ def digest_download(request, digest_id):
         digest = services.digest_for_viewer(user=request.user, digest_id=digest_id)
     except Digest.DoesNotExist:
         raise Http404 from None
+    prefix = _("未完成核对名单")  # outside the f-string, where makemessages finds it
+    access_log(
+        request,
+        AccessEvent.Action.DIGEST_DOWNLOAD,
+        target=f"{digest.department.name} {digest.day:%Y-%m-%d}",
+        rows=digest.row_count,
+    )
     return _private_file(
         services.digest_file(digest),
-        filename=f"未完成核对名单-{digest.department.name}-{digest.day:%Y%m%d}.xlsx",
+        filename=f"{prefix}-{digest.department.name}-{digest.day:%Y%m%d}.xlsx",
         content_type=services.XLSX,
     )
 

@@ -1,14 +1,17 @@
-"""Session lifetime, caching of personal data, and ending sessions of disabled accounts."""
+"""Session lifetime, the second factor for staff, caching of personal data, and ending sessions of disabled accounts."""
 
 import time
+from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
-from django.contrib.auth.signals import user_logged_in
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.contrib.auth.views import redirect_to_login
 from django.db.models.signals import post_save
 from django.dispatch import receiver
+from django.http import HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
@@ -17,9 +20,16 @@ STARTED = "_auth_started"
 SEEN = "_last_seen"
 
 
+def is_staff_account(user) -> bool:
+    """Registrar staff, administrators (superusers whatever their role) and department secretaries."""
+    from students.permissions import is_staff_member
+
+    return is_staff_member(user)
+
+
 def _limits(user) -> tuple[int, int]:
     """(idle, absolute) seconds: staff sessions are shorter than students'."""
-    if user.role == user.Role.STUDENT:
+    if not is_staff_account(user):
         return settings.SESSION_IDLE_SECONDS_STUDENT, settings.SESSION_MAX_SECONDS_STUDENT
     return settings.SESSION_IDLE_SECONDS_STAFF, settings.SESSION_MAX_SECONDS_STAFF
 
@@ -48,6 +58,80 @@ class SessionPolicyMiddleware:
         return self.get_response(request)
 
 
+def second_factor_required(user) -> bool:
+    """Registrar staff must enrol a TOTP device when REQUIRE_2FA_FOR_REGISTRAR is on."""
+    from students.permissions import is_registrar
+
+    return bool(settings.REQUIRE_2FA_FOR_REGISTRAR) and is_registrar(user)
+
+
+class SecondFactorMiddleware:
+    """The one gate of the second factor (TOTP, django-otp); after OTPMiddleware and SessionPolicyMiddleware.
+
+    A staff account with a confirmed device reaches no page until this session has
+    verified a token (→ ``otp_verify``); registrar staff without a device are sent
+    to ``otp_setup`` when ``REQUIRE_2FA_FOR_REGISTRAR`` is on.  Every page counts,
+    the admin and file downloads included; only signing out, the language switch,
+    the health check and static files stay open.  Students never meet it.
+    """
+
+    OPEN = ("logout", "cas_ng_logout", "set_language", "health")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and is_staff_account(user):
+            target = self._required_step(request, user)
+            if target is not None:
+                return self._send_to(request, target)
+        return self.get_response(request)
+
+    def _required_step(self, request, user) -> str | None:
+        from django_otp import user_has_device
+
+        is_verified = getattr(user, "is_verified", None)
+        if is_verified is not None and is_verified():
+            return None
+        path = request.path
+        static = "/" + settings.STATIC_URL.lstrip("/")
+        if path.startswith(static) or path == "/favicon.ico" or path in {reverse(name) for name in self.OPEN}:
+            return None
+        if user_has_device(user, confirmed=True):
+            step = "otp_verify"
+        elif second_factor_required(user):
+            step = "otp_setup"
+        else:
+            return None
+        return None if path == reverse(step) else step
+
+    @staticmethod
+    def _send_to(request, step: str):
+        url = reverse(step)
+        if request.method == "GET":
+            url += "?next=" + quote(request.get_full_path(), safe="/")
+        if request.headers.get("HX-Request"):
+            # htmx would follow a redirect inside the fragment; make the whole page go instead.
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = url
+            return response
+        return HttpResponseRedirect(url)
+
+
+def rotate_session(request) -> None:
+    """A new session key for the same session (after a privilege step such as the second factor)."""
+    from django.middleware.csrf import rotate_token
+
+    from students.models import UserSession
+
+    old = request.session.session_key
+    request.session.cycle_key()
+    rotate_token(request)
+    if old:
+        UserSession.objects.filter(session_key=old).update(session_key=request.session.session_key)
+
+
 class NoStoreMiddleware:
     """Pages shown to a signed-in user carry personal data: browsers and proxies must not keep them."""
 
@@ -69,12 +153,24 @@ def _session_started(sender, request, user, **kwargs):
 
     if request is None or not hasattr(request, "session"):
         return
+    # Django's login() keeps the session key when the same user signs in again; a sign-in always rotates it.
+    old = request.session.session_key
+    request.session.cycle_key()
+    if old:
+        UserSession.objects.filter(session_key=old).delete()
     now = time.time()
     request.session[STARTED] = now
     request.session[SEEN] = now
-    if not request.session.session_key:
-        request.session.save()
     UserSession.objects.update_or_create(session_key=request.session.session_key, defaults={"user": user})
+
+
+@receiver(user_logged_out)
+def _session_ended(sender, request, user, **kwargs):
+    from students.models import UserSession
+
+    key = getattr(getattr(request, "session", None), "session_key", None)
+    if key:
+        UserSession.objects.filter(session_key=key).delete()
 
 
 def end_sessions(user) -> int:

@@ -65,6 +65,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     # After messages: an expired session says why it ended.
     "registrar_portal.security.SessionPolicyMiddleware",
+    # After OTPMiddleware and the session policy: staff with a TOTP device verify a token
+    # before any page; registrar staff enrol one first when REQUIRE_2FA_FOR_REGISTRAR is on.
+    "registrar_portal.security.SecondFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "registrar_portal.security.NoStoreMiddleware",
@@ -207,6 +210,7 @@ CELERY_BEAT_SCHEDULE = {
     "reminders-dispatch-due": {"task": "notices.tasks.reminders_dispatch_due", "schedule": 120.0},
     "digests-build-due": {"task": "notices.tasks.digests_build_due", "schedule": 300.0},
     "exports-purge-expired": {"task": "verification.tasks.exports_purge_expired", "schedule": 3600.0},
+    "retention-purge": {"task": "verification.tasks.retention_purge", "schedule": 6 * 3600.0},
 }
 
 # ------------------------------------------------------------------------------
@@ -228,6 +232,8 @@ ROSTER_MAX_UPLOAD_BYTES = env.int("ROSTER_MAX_UPLOAD_BYTES", default=100 * 1024 
 # ones go to a Celery task.  Stored export files are deleted after this many hours.
 EXPORT_INLINE_MAX_ROWS = env.int("EXPORT_INLINE_MAX_ROWS", default=5000)
 EXPORT_RETENTION_HOURS = env.int("EXPORT_RETENTION_HOURS", default=24)
+# Evidence files and revealed-ID records are deleted this long after a campaign closes.
+RETENTION_DAYS = env.int("RETENTION_DAYS", default=180)
 
 # ------------------------------------------------------------------------------
 # Encryption at rest for ID numbers (docs/keys.md)
@@ -262,6 +268,8 @@ SESSION_COOKIE_AGE = max(SESSION_MAX_SECONDS_STAFF, SESSION_MAX_SECONDS_STUDENT)
 # Registrar staff must use a second factor (TOTP) when this is on.
 REQUIRE_2FA_FOR_REGISTRAR = env.bool("REQUIRE_2FA_FOR_REGISTRAR", default=not DEBUG)
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="学籍核对")
+# The admin lists TOTP devices without their secret keys or QR codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # Content-Security-Policy: no inline script anywhere (django-csp).
 from csp.constants import NONE, SELF  # noqa: E402
 
@@ -287,6 +295,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 if env.bool("HTTPS", default=not DEBUG):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # A load balancer may probe over plain HTTP; the health check names no data.
+    SECURE_REDIRECT_EXEMPT = [r"^health/$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     # __Host- cookies are only sent over HTTPS, to this exact host, for the whole site.

@@ -5,9 +5,10 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from registrar_portal.health import health
-from students import account_views, cas
+from students import account_views, cas, otp_views
 from students.views import home
 from verification import workspace_views
+
 
 class FaviconView(RedirectView):
     permanent = True
@@ -27,6 +28,9 @@ urlpatterns = [
     path("accounts/cas/login/", cas.LoginView.as_view(), name="cas_ng_login"),
     path("accounts/cas/logout/", cas.LogoutView.as_view(), name="cas_ng_logout"),
     path("accounts/claim/password/", account_views.claim_password, name="claim_password"),
+    path("accounts/2fa/setup/", otp_views.otp_setup, name="otp_setup"),
+    path("accounts/2fa/verify/", otp_views.otp_verify, name="otp_verify"),
+    path("accounts/2fa/disable/", otp_views.otp_disable, name="otp_disable"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("students/", include("students.urls")),
     path("exports/", include("verification.export_urls")),

@@ -22,16 +22,16 @@ REGIONS = {  # county codes → 生源省市
     "420106": "湖北", "430103": "湖南", "440106": "广东", "450103": "广西", "500103": "重庆",
     "510104": "四川", "520102": "贵州", "530102": "云南", "610103": "陕西", "620102": "甘肃",
 }  # fmt: skip
-DEPARTMENTS = {
-    "计算机学院": [("080901", "计算机科学与技术"), ("080902", "软件工程"), ("080910T", "数据科学与大数据技术")],
-    "自动化学院": [("080801", "自动化"), ("080601", "电气工程及其自动化")],
-    "机械工程学院": [("080202", "机械设计制造及其自动化"), ("080204", "机械电子工程")],
-    "经济管理学院": [("120203K", "会计学"), ("020101", "经济学"), ("120201K", "工商管理")],
-    "外国语学院": [("050201", "英语"), ("050207", "日语")],
-    "土木工程学院": [("081001", "土木工程"), ("082801", "建筑学")],
-    "化学化工学院": [("081301", "化学工程与工艺"), ("070301", "化学")],
-    "数学与统计学院": [("070101", "数学与应用数学"), ("071201", "统计学")],
-}
+DEPARTMENTS = {  # department → (专业代码, 专业名称, the short name classes are called by)
+    "计算机学院": [("080901", "计算机科学与技术", "计科"), ("080902", "软件工程", "软工"), ("080910T", "数据科学与大数据技术", "数据")],
+    "自动化学院": [("080801", "自动化", "自动化"), ("080601", "电气工程及其自动化", "电气")],
+    "机械工程学院": [("080202", "机械设计制造及其自动化", "机制"), ("080204", "机械电子工程", "机电")],
+    "经济管理学院": [("120203K", "会计学", "会计"), ("020101", "经济学", "经济"), ("120201K", "工商管理", "工管")],
+    "外国语学院": [("050201", "英语", "英语"), ("050207", "日语", "日语")],
+    "土木工程学院": [("081001", "土木工程", "土木"), ("082801", "建筑学", "建筑")],
+    "化学化工学院": [("081301", "化学工程与工艺", "化工"), ("070301", "化学", "化学")],
+    "数学与统计学院": [("070101", "数学与应用数学", "数学"), ("071201", "统计学", "统计")],
+}  # fmt: skip
 CLASSES_PER_MAJOR = 3
 MINORITY_SHARE = 0.08
 
@@ -54,12 +54,14 @@ def generate_roster(
 ) -> list[dict]:
     """``count`` roster rows keyed by CHSI column code, deterministic for a seed."""
     rng = random.Random(seed)
-    majors = [(dept, code, name) for dept, items in DEPARTMENTS.items() for code, name in items]
-    classes = [(dept, code, name, n) for dept, code, name in majors for n in range(1, CLASSES_PER_MAJOR + 1)]
+    majors = [(dept, code, name, short) for dept, items in DEPARTMENTS.items() for code, name, short in items]
+    classes = [
+        (dept, code, name, short, n) for dept, code, name, short in majors for n in range(1, CLASSES_PER_MAJOR + 1)
+    ]
     regions = list(REGIONS.items())
     rows, used_ids = [], set()
     for index in range(count):
-        dept, major_code, major_name, class_no = classes[index % len(classes)]
+        dept, major_code, major_name, short_name, class_no = classes[index % len(classes)]
         gender = rng.choice("男女")
         born = datetime.date(year - 18, 1, 1) + datetime.timedelta(days=rng.randrange(-500, 600))
         region, province = rng.choice(regions)
@@ -89,7 +91,7 @@ def generate_roster(
                 "ZYMC": major_name,
                 "FY": "",
                 "XSH": dept,
-                "BH": f"{major_name[:2]}{year % 100:02d}{class_no:02d}",
+                "BH": f"{short_name}{year % 100:02d}{class_no:02d}",
                 "CC": "本科",
                 "XZ": duration,
                 "XLLB": "普通高等教育",

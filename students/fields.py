@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import models
+from django.utils import translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
@@ -244,8 +245,12 @@ def _header_key(text: str) -> str:
 def header_map() -> dict[str, str]:
     """Normalised header text → field key, for codes and Chinese labels alike."""
     mapping = {}
+    # Cached for the process: read the labels untranslated, whatever language
+    # the first caller's request had (roster headers are Chinese).
+    with translation.override(None):
+        labels = {f.key: str(f.label) for f in ROLL_FIELDS}
     for f in ROLL_FIELDS:
-        for name in (f.code, str(f.label), *f.aliases):
+        for name in (f.code, labels[f.key], *f.aliases):
             mapping[_header_key(name)] = f.key
     for key, names in CONTACT_HEADERS.items():
         for name in names:

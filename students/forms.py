@@ -3,6 +3,15 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 
+class RevealIdForm(forms.Form):
+    reason = forms.CharField(
+        label=_("查看完整证件号码的原因"),
+        min_length=4,
+        max_length=300,
+        help_text=_("例如：学信网更正需要核对完整证件号码。原因和你的姓名会记入访问日志。"),
+    )
+
+
 class RosterUploadForm(forms.Form):
     file = forms.FileField(
         label=_("名单文件"),

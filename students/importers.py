@@ -149,7 +149,7 @@ def _locate_header(numbered_rows, *, start_col: int) -> RosterTable:
             missing = [f.code for f in roll_fields.ROLL_FIELDS if f.required and f.key not in seen]
             if missing:
                 raise RosterFileError(
-                    _("缺少必需的列：%(columns)s") % {"columns": "、".join(missing)}, row=number, field=missing[0]
+                    _("缺少必需的列：%(columns)s") % {"columns": _("、").join(missing)}, row=number, field=missing[0]
                 )
             return RosterTable(
                 header_row=number,

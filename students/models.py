@@ -66,7 +66,7 @@ class Major(models.Model):
         verbose_name_plural = _("专业")
 
     def __str__(self):
-        return f"{self.name}（{self.code}）" if self.code else self.name
+        return _("%(name)s（%(code)s）") % {"name": self.name, "code": self.code} if self.code else self.name
 
 
 class Cohort(models.Model):
@@ -82,7 +82,7 @@ class Cohort(models.Model):
         verbose_name_plural = _("年级")
 
     def __str__(self):
-        return f"{self.admission_year}级{self.level}"
+        return _("%(year)s级%(level)s") % {"year": self.admission_year, "level": self.level}
 
 
 class ClassGroup(models.Model):

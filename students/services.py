@@ -20,6 +20,7 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from . import crypto, normalize
 from . import fields as roll_fields
@@ -142,7 +143,7 @@ def _parse_rows(table, report: ImportReport) -> list[tuple[int, dict]]:
             try:
                 value = normaliser(raw)
             except ValueError as exc:
-                report.error(row_number, code, f"{where} {_('列')}：{exc}")
+                report.error(row_number, code, _("%(col)s 列：%(error)s") % {"col": where, "error": exc})
                 row_errors.add(code)
                 continue
             if max_length and isinstance(value, str) and len(value) > max_length:
@@ -334,7 +335,8 @@ def roster_import(
                 findings.append((number, row_number, finding))
             others = duplicates.get(hashes[number])
             if others:
-                message = _("证件号码与另外 %(n)s 名学生相同") % {"n": len(others) - 1}
+                n = len(others) - 1
+                message = ngettext("证件号码与另外 %(n)s 名学生相同", "证件号码与另外 %(n)s 名学生相同", n) % {"n": n}
                 findings.append((number, row_number, Finding("SFZH", "duplicate_id", message)))
             placement = groups.placement(record)
             old = existing.get(number)

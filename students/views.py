@@ -3,15 +3,19 @@ import tempfile
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.generic import DetailView, ListView
+from django.views.decorators.cache import never_cache
+from django.views.generic import ListView
 
 from notices import services as notice_services
 
 from . import fields as roll_fields
 from . import permissions, selectors
-from .forms import RosterUploadForm
+from .audit import access_log
+from .forms import RevealIdForm, RosterUploadForm
+from .models import AccessEvent
 from .permissions import registrar_required
 from .services import roster_import
 
@@ -42,30 +46,46 @@ class StudentListView(permissions.StaffRequiredMixin, ListView):
 student_list = StudentListView.as_view()
 
 
-class StudentDetailView(DetailView):
-    template_name = "students/student_detail.html"
-    context_object_name = "student"
-
-    def get_queryset(self):
-        return permissions.students_for(self.request.user).select_related("department", "class_group")
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        student = self.object
-        own = student.user_id == self.request.user.id
-        rows = []
-        for field in roll_fields.ROLL_FIELDS:
-            if field.student_check == roll_fields.StudentCheck.HIDDEN:
-                continue
-            value = getattr(student, field.key)
-            if field.key == "id_number" and not own:
-                value = student.masked_id_number
-            rows.append({"field": field, "value": field.display(value)})
-        context.update(rows=rows, findings=student.findings.all())
-        return context
-
-
-student_detail = login_required(StudentDetailView.as_view())
+@never_cache
+@login_required
+def student_detail(request, pk):
+    """A student's full record.  Staff views are logged; registrar staff may reveal the
+    full ID number by giving a reason, which is logged too (nothing else shows it)."""
+    student = permissions.get_student_for(request.user, pk=pk)
+    own = student.user_id == request.user.id
+    reveal_form = RevealIdForm(request.POST or None) if permissions.is_registrar(request.user) else None
+    revealed = False
+    if request.method == "POST":
+        if reveal_form is None:
+            raise Http404
+        if reveal_form.is_valid():
+            access_log(
+                request,
+                AccessEvent.Action.ID_REVEAL,
+                student=student,
+                target=student.student_number,
+                detail=reveal_form.cleaned_data["reason"],
+            )
+            revealed = True
+    elif not own:
+        access_log(request, AccessEvent.Action.RECORD_VIEW, student=student, target=student.student_number)
+    rows = []
+    for field in roll_fields.ROLL_FIELDS:
+        if field.student_check == roll_fields.StudentCheck.HIDDEN:
+            continue
+        value = getattr(student, field.key)
+        if field.key == "id_number" and not (own or revealed):
+            value = student.masked_id_number
+        rows.append({"field": field, "value": field.display(value)})
+    context = {
+        "student": student,
+        "rows": rows,
+        "findings": student.findings.all(),
+        "own": own,
+        "reveal_form": reveal_form if not revealed else None,
+        "revealed": revealed,
+    }
+    return render(request, "students/student_detail.html", context)
 
 
 @registrar_required
@@ -87,6 +107,16 @@ def roster_upload(request):
                 file_name=os.path.basename(upload.name),
                 imported_by=request.user,
                 dry_run=form.cleaned_data["dry_run"],
+            )
+            # Bulk writes bypass the audit trail's model signals: the import is its own entry.
+            access_log(
+                request,
+                AccessEvent.Action.ROSTER_IMPORT,
+                target=os.path.basename(upload.name),
+                detail=f"#{report.roster_import_id} +{report.created} ~{report.updated} ={report.unchanged}"
+                + (" dry-run" if report.dry_run else "")
+                + (f" errors {len(report.errors)}" if report.errors else ""),
+                rows=report.rows,
             )
         finally:
             os.unlink(path)

@@ -9,6 +9,7 @@ class VerificationConfig(AppConfig):
     def ready(self):
         from auditlog.registry import auditlog
 
+        from . import retention  # noqa: F401  (evidence files follow their rows)
         from .models import Flag
 
         # A flag on 证件号码 carries ID numbers in its values: mask any that appear.

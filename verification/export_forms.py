@@ -17,12 +17,16 @@ class ExportRequestForm(forms.Form):
     finding_kind = forms.ChoiceField(
         label=_("问题类型"), required=False, choices=[("", "")] + ImportFinding.Kind.choices
     )
+    # Filters of the access-log export.
+    action = forms.CharField(required=False, max_length=32)
+    username = forms.CharField(required=False, max_length=64)
+    student_number = forms.CharField(required=False, max_length=32)
 
 
 class UserChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, user):
         name = user.get_full_name()
-        return f"{name}（{user.username}）" if name else user.username
+        return _("%(name)s（%(username)s）") % {"name": name, "username": user.username} if name else user.username
 
 
 class ExportLogFilterForm(forms.Form):

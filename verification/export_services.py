@@ -38,6 +38,8 @@ REQUIRED = {
     Kind.UNVERIFIED: ("campaign",),
     Kind.CHSI_CORRECTIONS: (),
     Kind.FINDINGS: (),
+    Kind.ACCESS_LOG: (),
+    Kind.CAMPAIGN_RECORDS: ("campaign",),
 }
 # "departments" is not asked for: it pins a secretary's "all my departments" to
 # the ones they had when asking, so that the task and the download re-check those.
@@ -47,8 +49,11 @@ ALLOWED = {
     Kind.UNVERIFIED: ("campaign", "department", "departments"),
     Kind.CHSI_CORRECTIONS: ("campaign",),
     Kind.FINDINGS: ("department", "departments", "finding_kind"),
+    Kind.ACCESS_LOG: ("action", "username", "student_number"),
+    Kind.CAMPAIGN_RECORDS: ("campaign",),
 }
-REGISTRAR_ONLY = {Kind.CHSI_CORRECTIONS, Kind.FINDINGS}
+REGISTRAR_ONLY = {Kind.CHSI_CORRECTIONS, Kind.FINDINGS, Kind.ACCESS_LOG, Kind.CAMPAIGN_RECORDS}
+TEXT_PARAMS = {"action", "username", "student_number"}
 
 
 class ExportError(ValueError):
@@ -82,6 +87,8 @@ def clean_params(kind: str, params: dict) -> dict:
         try:
             if key == "finding_kind":
                 cleaned[key] = ImportFinding.Kind(value).value
+            elif key in TEXT_PARAMS:
+                cleaned[key] = str(value)[:64]
             elif key == "departments":
                 cleaned[key] = sorted({int(item) for item in value})
             else:
@@ -90,7 +97,7 @@ def clean_params(kind: str, params: dict) -> dict:
             raise ExportError(_("导出范围有误")) from None
     missing = [key for key in REQUIRED[kind] if key not in cleaned]
     if missing:
-        raise ExportError(_("请选择导出范围：%(keys)s") % {"keys": "、".join(missing)})
+        raise ExportError(_("请选择导出范围：%(keys)s") % {"keys": _("、").join(missing)})
     return cleaned
 
 
@@ -108,7 +115,7 @@ def _departments(user, params: dict) -> tuple[QuerySet, str]:
     names = list(allowed.filter(pk__in=ids).values_list("name", flat=True))
     if not ids or len(names) != len(ids):
         raise Http404
-    return allowed.filter(pk__in=ids), "、".join(names)
+    return allowed.filter(pk__in=ids), _("、").join(names)
 
 
 def resolve_scope(*, kind: str, params: dict, user) -> Scope:
@@ -126,6 +133,15 @@ def resolve_scope(*, kind: str, params: dict, user) -> Scope:
         class_group = get_object_or_404(classes_for(user).select_related("department"), pk=params["class_group"])
         exporter = exporters.ClassSignOffSheet(campaign=campaign, class_group=class_group)
         parts += [class_group.department.name, class_group.name]
+    elif kind == Kind.CAMPAIGN_RECORDS:
+        exporter = exporters.CampaignRecords(campaign=campaign)
+    elif kind == Kind.ACCESS_LOG:
+        exporter = exporters.AccessLogExport(
+            action=params.get("action", ""),
+            username=params.get("username", ""),
+            student_number=params.get("student_number", ""),
+        )
+        parts.append(_("访问日志"))
     elif kind == Kind.CHSI_CORRECTIONS:
         exporter = exporters.CHSICorrectionList(campaign=campaign)
         parts.append(_("全校"))

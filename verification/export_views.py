@@ -11,6 +11,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from students.audit import access_log
+from students.models import AccessEvent
 from students.permissions import registrar_required, staff_required
 
 from . import export_services
@@ -18,7 +20,14 @@ from .export_forms import ExportLogFilterForm, ExportRequestForm
 from .models import Export
 
 
-def _file_response(export: Export, path) -> FileResponse:
+def _file_response(request, export: Export, path) -> FileResponse:
+    access_log(
+        request,
+        AccessEvent.Action.EXPORT,
+        target=f"{export.get_kind_display()}：{export.params.get('label', '')}",
+        detail=export.file_name,
+        rows=export.row_count,
+    )
     response = FileResponse(
         open(path, "rb"),
         as_attachment=True,
@@ -47,7 +56,7 @@ def export_create(request):
         messages.error(request, str(exc))
         return redirect("exports:export_list")
     if export.status == Export.Status.DONE:
-        return _file_response(*export_services.export_for_download(user=request.user, export_id=export.pk))
+        return _file_response(request, *export_services.export_for_download(user=request.user, export_id=export.pk))
     if export.status == Export.Status.FAILED:
         messages.error(request, _("导出失败，请稍后重试或联系学籍科。"))
     else:
@@ -72,7 +81,7 @@ def export_list(request):
 @require_GET
 @staff_required
 def export_download(request, export_id):
-    return _file_response(*export_services.export_for_download(user=request.user, export_id=export_id))
+    return _file_response(request, *export_services.export_for_download(user=request.user, export_id=export_id))
 
 
 @never_cache

@@ -113,8 +113,8 @@ def write_xlsx(exporter: Exporter, target, *, exported_by) -> int:
     total = 0
     who = exported_by.get_full_name() or exported_by.get_username()
     if who != exported_by.get_username():
-        who = f"{who}（{exported_by.get_username()}）"
-    stamp = f"{_('导出人')}：{who}    {_('导出时间')}：{timezone.localtime():%Y-%m-%d %H:%M}"
+        who = _("%(name)s（%(username)s）") % {"name": who, "username": exported_by.get_username()}
+    stamp = _("导出人：%(who)s    导出时间：%(time)s") % {"who": who, "time": f"{timezone.localtime():%Y-%m-%d %H:%M}"}
     for spec in exporter.sheets():
         sheet = workbook.create_sheet(title=_sheet_title(spec.title))
         make = _CellMaker(sheet)
@@ -286,7 +286,11 @@ class CHSICorrectionList(Exporter):
 
     identifier = "chsi-corrections"
     STATUSES = (Flag.Status.FORWARDED, Flag.Status.ACCEPTED, Flag.Status.SUBMITTED_TO_CHSI)
-    HEADER = ["XH", "XM", "SFZH", "字段代码", "字段", "原值", "更正值", "说明", "状态"]
+
+    @staticmethod
+    def header() -> list[str]:
+        # XH, XM and SFZH are CHSI's codes and stay as they are; the rest are labels.
+        return ["XH", "XM", "SFZH", _("字段代码"), _("字段"), _("原值"), _("更正值"), _("说明"), _("状态")]
 
     def __init__(self, *, campaign: Campaign | None = None):
         self.campaign = campaign
@@ -318,7 +322,7 @@ class CHSICorrectionList(Exporter):
             flags = self._flags().filter(field_code__in=codes[authority])
             if authority == roll_fields.Authority.NONE and not flags.exists():
                 continue
-            yield Sheet(title, self.HEADER, self._rows(flags), frozenset({0, 2, 5, 6}))
+            yield Sheet(title, self.header(), self._rows(flags), frozenset({0, 2, 5, 6}))
 
     @staticmethod
     def _rows(flags):
@@ -430,3 +434,168 @@ class Findings(Exporter):
             ),
             frozenset({2}),
         )
+
+
+# ---------------------------------------------------------------------------
+# 6. The access log (registrar staff)
+# ---------------------------------------------------------------------------
+
+
+class AccessLogExport(Exporter):
+    identifier = "access-log"
+
+    def __init__(self, *, action: str = "", username: str = "", student_number: str = ""):
+        from students.models import AccessEvent
+
+        self.events = AccessEvent.objects.all()
+        if action:
+            self.events = self.events.filter(action=action)
+        if username:
+            self.events = self.events.filter(user__username=username)
+        if student_number:
+            self.events = self.events.filter(student__student_number=student_number)
+        self.verbose_name = _("个人信息访问日志")
+
+    def estimate(self) -> int:
+        return self.events.count()
+
+    def sheets(self):
+        from students.models import AccessEvent
+
+        actions = {value: str(label) for value, label in AccessEvent.Action.choices}
+        rows = self.events.order_by("-at", "-id").values_list(
+            "at", "user__username", "user__first_name", "action", "student__student_number", "target", "detail",
+            "rows", "ip_address",
+        )  # fmt: skip
+        yield Sheet(
+            _("访问日志"),
+            [_("时间"), _("账号"), _("姓名"), _("操作"), _("学号"), _("对象"), _("说明"), _("行数"), _("来源地址")],
+            (
+                [
+                    timezone.localtime(at).strftime("%Y-%m-%d %H:%M:%S"),
+                    username,
+                    name,
+                    actions.get(action, action),
+                    number,
+                    target,
+                    detail,
+                    rows,
+                    ip,
+                ]
+                for at, username, name, action, number, target, detail, rows, ip in rows.iterator(chunk_size=5000)
+            ),  # fmt: skip
+            frozenset({1, 4}),
+        )
+
+
+# ---------------------------------------------------------------------------
+# 7. A campaign's records, kept before retention deletes the evidence
+# ---------------------------------------------------------------------------
+
+
+class CampaignRecords(Exporter):
+    """Every checklist, answer and flag of a campaign (ID numbers masked)."""
+
+    identifier = "campaign-records"
+
+    def __init__(self, *, campaign: Campaign):
+        self.campaign = campaign
+        self.verbose_name = _("%(campaign)s 核对记录") % {"campaign": campaign.name}
+
+    def estimate(self) -> int:
+        return Checklist.objects.filter(campaign=self.campaign).count()
+
+    def sheets(self):
+        from .models import FieldCheck
+
+        labels = _state_labels()
+        stamp = _local_stamp
+        checklists = (
+            Checklist.objects.filter(campaign=self.campaign)
+            .order_by("student__student_number")
+            .values_list(
+                "student__student_number", "student__name", "student__department__name", "student__class_name",
+                "state", "attested_at", "finished_at", "last_activity_at",
+            )
+        )  # fmt: skip
+        yield Sheet(
+            _("核对记录"),
+            [
+                _("学号"),
+                _("姓名"),
+                _("院系"),
+                _("班级"),
+                _("状态"),
+                _("确认全部正确时间"),
+                _("完成时间"),
+                _("最近操作"),
+            ],
+            (
+                [number, name, dept, cls, str(labels[state]), stamp(attested), stamp(finished), stamp(active)]
+                for number, name, dept, cls, state, attested, finished, active in checklists.iterator(chunk_size=5000)
+            ),
+            frozenset({0}),
+        )
+        answer_labels = dict(FieldCheck.Status.choices)
+        answers = (
+            FieldCheck.objects.filter(checklist__campaign=self.campaign)
+            .order_by("checklist__student__student_number", "field_code")
+            .values_list(
+                "checklist__student__student_number", "field_code", "status", "seen_value", "answered_at",
+                "answered_by__username", "is_proxy",
+            )
+        )  # fmt: skip
+        yield Sheet(
+            _("逐项核对"),
+            [_("学号"), _("字段"), _("结果"), _("核对时的值"), _("核对时间"), _("操作人"), _("代为登记")],
+            (
+                [
+                    number,
+                    _field_label(code),
+                    str(answer_labels.get(status, status)),
+                    seen,
+                    stamp(at),
+                    by or "",
+                    _("是") if proxy else "",
+                ]
+                for number, code, status, seen, at, by, proxy in answers.iterator(chunk_size=5000)
+            ),  # fmt: skip
+            frozenset({0}),
+        )
+        flags = (
+            Flag.objects.filter(checklist__campaign=self.campaign)
+            .select_related("checklist__student")
+            .prefetch_related("evidence")
+            .order_by("checklist__student__student_number", "field_code", "created_at")
+        )
+        yield Sheet(
+            _("报错"),
+            [
+                _("学号"),
+                _("字段"),
+                _("学信网上的值"),
+                _("正确的值"),
+                _("说明"),
+                _("状态"),
+                _("证明材料数"),
+                _("提交时间"),
+            ],
+            (
+                [
+                    flag.checklist.student.student_number,
+                    _field_label(flag.field_code),
+                    _masked_if_id(flag.field_code, flag.recorded_value),
+                    _masked_if_id(flag.field_code, flag.claimed_value),
+                    flag.explanation,
+                    flag.get_status_display(),
+                    len(flag.evidence.all()),
+                    stamp(flag.created_at),
+                ]
+                for flag in flags.iterator(chunk_size=2000)
+            ),
+            frozenset({0}),
+        )
+
+
+def _local_stamp(value) -> str:
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else ""

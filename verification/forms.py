@@ -1,4 +1,5 @@
 from django import forms
+from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 
 from students import fields as roll_fields
@@ -29,6 +30,11 @@ class MultipleFileField(forms.FileField):
         return [super(MultipleFileField, self).clean(item, initial) for item in files]
 
 
+def _evidence_help_text():
+    # Formatted per request: "%" on a lazy string would translate it once, at import.
+    return _("JPEG、PNG 或 PDF，每个不超过 10 MB，最多 %(n)s 个。") % {"n": MAX_FILES_PER_FLAG}
+
+
 class FlagForm(VersionedForm):
     claimed_value = forms.CharField(label=_("正确的值"), max_length=200)
     explanation = forms.CharField(
@@ -41,7 +47,7 @@ class FlagForm(VersionedForm):
     evidence = MultipleFileField(
         label=_("证明材料"),
         required=False,
-        help_text=_("JPEG、PNG 或 PDF，每个不超过 10 MB，最多 %(n)s 个。") % {"n": MAX_FILES_PER_FLAG},
+        help_text=lazy(_evidence_help_text, str)(),
     )
 
     def __init__(self, *args, field: roll_fields.RollField, id_type: str, needs_evidence: bool, **kwargs):
@@ -85,6 +91,14 @@ class SupportRequestForm(forms.Form):
     )
 
 
+def _field_code_choices():
+    return [
+        (f.code, _("%(name)s（%(code)s）") % {"name": f.label, "code": f.code})
+        for f in roll_fields.ROLL_FIELDS
+        if f.student_check != roll_fields.StudentCheck.HIDDEN
+    ]
+
+
 class CampaignForm(forms.ModelForm):
     cohorts = forms.ModelMultipleChoiceField(
         label=_("年级"), queryset=Cohort.objects.all(), widget=forms.CheckboxSelectMultiple
@@ -92,11 +106,8 @@ class CampaignForm(forms.ModelForm):
     field_codes = forms.MultipleChoiceField(
         label=_("学生核对的字段"),
         widget=forms.CheckboxSelectMultiple,
-        choices=[
-            (f.code, f"{f.label}（{f.code}）")
-            for f in roll_fields.ROLL_FIELDS
-            if f.student_check != roll_fields.StudentCheck.HIDDEN
-        ],
+        # A callable: the labels are translated per request, not once at import.
+        choices=_field_code_choices,
     )
 
     class Meta:

@@ -5,6 +5,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from students import fields as roll_fields
+from students.crypto import EncryptedTextField
 from students.models import Cohort, Student
 
 
@@ -156,8 +157,9 @@ class Flag(models.Model):
 
     checklist = models.ForeignKey(Checklist, on_delete=models.CASCADE, related_name="flags")
     field_code = models.CharField(_("字段"), max_length=16)
-    recorded_value = models.CharField(_("学信网记录值"), max_length=200, blank=True)
-    claimed_value = models.CharField(_("正确值"), max_length=200)
+    # Encrypted at rest: on a 证件号码 flag both values are ID numbers.
+    recorded_value = EncryptedTextField(_("学信网记录值"), blank=True)
+    claimed_value = EncryptedTextField(_("正确值"))
     explanation = models.TextField(_("说明"), blank=True, max_length=1000)
     status = models.CharField(_("状态"), max_length=16, choices=Status.choices, default=Status.SUBMITTED)
     return_reason = models.TextField(_("退回原因"), blank=True)
@@ -281,6 +283,8 @@ class Export(models.Model):
         CHSI_CORRECTIONS = "chsi-corrections", _("学信网更正清单")
         UNVERIFIED = "unverified", _("未完成核对学生名单")
         FINDINGS = "findings", _("数据问题清单")
+        ACCESS_LOG = "access-log", _("个人信息访问日志")
+        CAMPAIGN_RECORDS = "campaign-records", _("核对活动全部记录")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("排队中")

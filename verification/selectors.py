@@ -40,7 +40,9 @@ def flag_of_user(*, user, flag_id: int) -> Flag:
 def evidence_for_viewer(*, user, evidence_id: int) -> Evidence:
     """Evidence of a student the viewer may see (own, department or school), or 404."""
     return get_object_or_404(
-        Evidence.objects.filter(flag__checklist__student__in=students_for(user)).select_related("flag"),
+        Evidence.objects.filter(flag__checklist__student__in=students_for(user)).select_related(
+            "flag__checklist__student"
+        ),
         pk=evidence_id,
     )
 

@@ -90,7 +90,7 @@ def campaign_save(*, campaign: Campaign, cohorts, by=None) -> Campaign:
         raise VerificationError(_("截止时间必须晚于开始时间"))
     unknown = set(campaign.field_codes) - set(roll_fields.BY_CODE)
     if unknown:
-        raise VerificationError(_("未知字段：%(codes)s") % {"codes": "、".join(sorted(unknown))})
+        raise VerificationError(_("未知字段：%(codes)s") % {"codes": _("、").join(sorted(unknown))})
     if campaign.pk is None:
         campaign.created_by = by
     campaign.save()

@@ -19,3 +19,11 @@ def export_build(export_id: int) -> None:
 def exports_purge_expired() -> int:
     """Beat job: delete expired export files."""
     return export_services.exports_purge_expired()
+
+
+@shared_task
+def retention_purge() -> dict:
+    """Daily: delete evidence files and reveal records past their retention time."""
+    from . import retention
+
+    return retention.retention_purge()

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
@@ -10,6 +11,8 @@ from django.views.decorators.http import require_POST
 
 from notices import services as notice_services
 from students import fields as roll_fields
+from students.audit import access_log
+from students.models import AccessEvent
 from students.permissions import own_student, registrar_required
 
 from . import evidence as evidence_files
@@ -232,6 +235,13 @@ def evidence_download(request, evidence_id):
     path = evidence_files.path_of(item.storage_name)
     if not path.exists():
         raise Http404
+    access_log(
+        request,
+        AccessEvent.Action.EVIDENCE_DOWNLOAD,
+        student=item.flag.checklist.student,
+        target=f"{item.flag.field_code} #{item.flag_id}",
+        detail=item.original_name,
+    )
     response = FileResponse(
         open(path, "rb"), as_attachment=True, filename=item.original_name, content_type=item.content_type
     )
@@ -247,7 +257,11 @@ def evidence_download(request, evidence_id):
 
 @registrar_required
 def campaign_list(request):
-    return render(request, "verification/campaign_list.html", {"campaigns": selectors.campaign_list()})
+    return render(
+        request,
+        "verification/campaign_list.html",
+        {"campaigns": selectors.campaign_list(), "retention_days": settings.RETENTION_DAYS},
+    )
 
 
 @registrar_required

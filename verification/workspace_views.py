@@ -10,11 +10,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from students import fields as roll_fields
-from students.models import ImportFinding
+from students.audit import access_log
+from students.models import AccessEvent, ImportFinding
 from students.permissions import (
     classes_for,
     departments_for,
@@ -221,7 +223,7 @@ def _act(request, flag_ids, action, actions):
         return
     moved, refused = services.flags_transition_bulk(flag_ids=flag_ids, to=actions[action], by=request.user, note=note)
     if moved:
-        messages.success(request, _("已处理 %(n)s 条报错。") % {"n": moved})
+        messages.success(request, ngettext("已处理 %(n)s 条报错。", "已处理 %(n)s 条报错。", moved) % {"n": moved})
     for message in refused:
         messages.error(request, message)
 
@@ -280,6 +282,7 @@ def correction_queue(request):
 @staff_required
 def student_record(request, student_id):
     student = get_student_for(request.user, pk=student_id)
+    access_log(request, AccessEvent.Action.RECORD_VIEW, student=student, target=student.student_number)
     campaign = _campaign_or_none(request)
     checklist = Checklist.objects.filter(campaign=campaign, student=student).select_related("campaign").first()
     if checklist:

@@ -273,7 +273,14 @@ MATRIX = [
     Route("sign-in page", "login", everyone(200)),
     # The load balancer's health check: public, and it names no data.
     Route("health check", "health", everyone(200)),
-    Route("sign out", "logout", everyone(SIGNED_OUT), method="post"),
+    # Signing out forgets the session's row in students.UserSession.
+    Route(
+        "sign out",
+        "logout",
+        everyone(SIGNED_OUT),
+        method="post",
+        writers=frozenset(PERSONAS) - {"anonymous"},
+    ),
     Route("claim", "claim", everyone(200)),
     Route("claim password, without the first step", "claim_password", everyone(To("claim"))),
     Route(
@@ -282,6 +289,23 @@ MATRIX = [
         everyone(To("claim")),
         method="post",
         data=lambda c: {"password1": "a new long passphrase", "password2": "a new long passphrase"},
+    ),
+    # The second factor (TOTP) is for staff accounts; students/tests/test_otp.py covers enrolled devices.
+    Route("two-factor setup", "otp_setup", staff_only(200)),
+    Route(
+        "confirm two-factor with a malformed token",
+        "otp_setup",
+        staff_only(200),
+        method="post",
+        data=lambda c: {"token": "not-a-code"},
+    ),
+    Route("two-factor verification without a device", "otp_verify", staff_only(To("otp_setup"))),
+    Route(
+        "turn off two-factor without a device",
+        "otp_disable",
+        staff_only(To("otp_setup")),
+        method="post",
+        data=lambda c: {"token": "123456"},
     ),
     # Campus SSO is off unless CAS_SERVER_URL is set (students/tests/test_cas.py covers it on).
     Route("cas login", "cas_ng_login", everyone(404)),
@@ -328,6 +352,16 @@ MATRIX = [
         args=lambda c: [c.other_student.pk],
     ),
     Route("roster upload page", "students:roster_upload", registrar_only(200)),
+    Route("access log", "students:access_log", registrar_only(200)),
+    Route(
+        "reveal a full ID number",
+        "students:student_detail",
+        everyone(404, anonymous=LOGIN, registrar=200, superuser=200),
+        method="post",
+        args=lambda c: [c.student.pk],
+        data=lambda c: {"reason": "学信网更正需要核对"},
+        writers=frozenset({"registrar", "superuser"}),
+    ),
     Route(
         "roster upload post without a file",
         "students:roster_upload",
