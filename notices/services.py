@@ -506,3 +506,18 @@ def channel_save(
         channel.signing_secret = signing_secret
     channel.save()
     return channel
+
+
+def latest_notice_read_rates(*, campaign, viewer, group: str) -> tuple[Notice | None, list[dict]]:
+    """The campaign's most recent published notice and its read rates, for the dashboards.
+
+    A fixed handful of queries, whatever the number of classes or departments.
+    """
+    notice = (
+        Notice.objects.filter(campaign=campaign, published_at__lte=timezone.now()).order_by("-published_at").first()
+        if campaign
+        else None
+    )
+    if notice is None:
+        return None, []
+    return notice, notice_read_rates(notice=notice, group=group, viewer=viewer)

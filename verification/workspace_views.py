@@ -14,6 +14,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from notices import services as notice_services
 from students import fields as roll_fields
 from students.audit import access_log
 from students.models import AccessEvent, ImportFinding
@@ -82,6 +83,11 @@ def dashboard(request):
             for state, n in counts.by_state.items():
                 per_department[class_group.department.name].add(state, n)
         context.update(rows=rows, total=total, sort=sort, per_department=sorted(per_department.items()))
+        notice, read_rates = notice_services.latest_notice_read_rates(
+            campaign=campaign, viewer=request.user, group="class"
+        )
+        names = set(departments.values_list("name", flat=True))
+        context.update(notice=notice, read_rates=[row for row in read_rates if row["department"] in names])
     return render(request, "workspace/dashboard.html", context)
 
 
@@ -374,6 +380,10 @@ def school(request):
         rows, cohorts, total = dashboards.school_progress(campaign=campaign)
         days = dashboards.daily_progress(campaign=campaign, total=total.total)
         context.update(rows=rows, total=total, cohorts=cohorts, chart=dashboards.progress_chart(days), days=days)
+        notice, read_rates = notice_services.latest_notice_read_rates(
+            campaign=campaign, viewer=request.user, group="department"
+        )
+        context.update(notice=notice, read_rates=read_rates)
     return render(request, "workspace/school.html", context)
 
 

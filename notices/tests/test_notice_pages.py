@@ -407,3 +407,21 @@ def test_deleting_an_attachment_removes_its_file(
         client.post(reverse("notices:attachment_delete", args=[attachment.pk]))
     assert not NoticeAttachment.objects.exists()
     assert private_notice_files(settings) == []
+
+
+def test_dashboards_show_the_read_rate_of_the_latest_notice(client, registrar, secretary, department, cohort):
+    from verification.tests.factories import CampaignFactory
+
+    campaign = CampaignFactory(cohorts=[cohort], by=registrar)
+    group = ClassGroupFactory(department=department, name="计算2599", cohort=cohort)
+    readers = [student_with_account(department=department, class_group=group, cohort=cohort) for _ in range(3)]
+    notice = notice_published(title="请按时核对学籍", created_by=registrar, campaign=campaign)
+    for student in readers[:2]:
+        NoticeRead.objects.create(notice=notice, user=student.user)
+    client.force_login(secretary)
+    page = text(html(client.get(reverse("workspace:dashboard"), {"campaign": campaign.pk})))
+    assert "通知阅读率：请按时核对学籍" in page
+    assert "计算2599 2 3 67%" in page
+    client.force_login(registrar)
+    school = text(html(client.get(reverse("workspace:school"), {"campaign": campaign.pk})))
+    assert f"{department.name} 2 3 67%" in school
