@@ -23,15 +23,9 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
-import time
-from pathlib import Path
 from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "out"
-PYTHON = sys.executable
+from import_roster import OUT, PYTHON, fresh_database, run  # the benches share their process helpers
 
 SETUP = """
 import datetime
@@ -89,42 +83,10 @@ print(rows, round(time.perf_counter() - start, 3))
 """
 
 
-def run(args, env) -> tuple[float, int, str]:
-    """Wall time, peak RSS in MB and stdout of one child process."""
-    start = time.perf_counter()
-    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # wait4 reports this child's own peak memory, not the largest of all children.
-    _pid, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - start
-    stdout, stderr = process.stdout.read(), process.stderr.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{' '.join(map(str, args))} failed:\n{stderr[-3000:]}")
-    return elapsed, usage.ru_maxrss // 1024, stdout
-
-
 def shell(script: str, *, env, **variables) -> tuple[float, int, str]:
     """Run a script inside Django (``manage.py shell -c``), passing it BENCH_* variables."""
     env = {**env, **{f"BENCH_{key.upper()}": str(value) for key, value in variables.items()}}
     return run([PYTHON, "manage.py", "shell", "-v", "0", "-c", script], env)
-
-
-def fresh_database(url: str):
-    import psycopg2
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin = psycopg2.connect(
-        host=parsed.hostname,
-        port=parsed.port or 5432,
-        user=parsed.username,
-        password=parsed.password,
-        dbname="postgres",
-    )
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    admin.close()
 
 
 def main():

@@ -49,6 +49,8 @@ def fresh_database(url: str):
 
     parsed = urlparse(url)
     name = parsed.path.lstrip("/")
+    if "bench" not in name:
+        sys.exit(f"refusing to drop {name!r}: a benchmark database name contains 'bench'")
     admin = psycopg2.connect(
         host=parsed.hostname,
         port=parsed.port or 5432,
