@@ -4,7 +4,6 @@ from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from students import fields as roll_fields
 from students.permissions import students_for
 
 from .models import Campaign, Checklist, Evidence, FieldCheck, Flag
@@ -89,10 +88,6 @@ def info_rows(checklist: Checklist) -> list[dict]:
 
 def campaign_list():
     return Campaign.objects.prefetch_related("cohorts").order_by("-opens_at")
-
-
-def evidence_required(field: roll_fields.RollField) -> bool:
-    return field.evidence
 
 
 # ---------------------------------------------------------------------------

@@ -576,17 +576,6 @@ def _mask_old(value) -> str:
     return mask(value or "")
 
 
-def reopened_changes(checklist: Checklist) -> dict[str, tuple[str, str]]:
-    """field code → (value confirmed before, value now) for reopened answers."""
-    student = checklist.student
-    result = {}
-    for check in checklist.field_checks.filter(status=FieldCheck.Status.REOPENED):
-        field = check.field
-        now_value = student.masked_id_number if field.key == "id_number" else record_value(student, field)
-        result[check.field_code] = (check.previous_value, now_value)
-    return result
-
-
 def flags_transition_bulk(*, flag_ids: list[int], to: str, by, note: str = "", now=None) -> tuple[int, list[str]]:
     """The same move for many flags; each is its own transaction, refusals are collected.
 
