@@ -42,6 +42,16 @@ def _service_guard(request):
 
 
 @pytest.fixture(autouse=True)
+def _portal_language():
+    """Each test starts in the portal's default language, whatever the previous one activated."""
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _private_root(settings, tmp_path):
     settings.PRIVATE_ROOT = tmp_path / "private"
 

@@ -47,7 +47,7 @@ print(campaign.pk, campaign.checklists.count())
 DUMP = """
 import json, os
 from students.models import User
-from verification import export_services
+from verification.exports import services as export_services
 scope = export_services.resolve_scope(kind="unverified", params={"campaign": int(os.environ["BENCH_CAMPAIGN"])},
                                       user=User.objects.get(username="bench-registrar"))
 sheet = next(scope.exporter.sheets())
@@ -74,7 +74,8 @@ EXPORT = """
 import os, time
 start = time.perf_counter()
 from students.models import User
-from verification import export_services, exporters
+from verification.exports import exporters
+from verification.exports import services as export_services
 user = User.objects.get(username="bench-registrar")
 campaign = int(os.environ["BENCH_CAMPAIGN"])
 scope = export_services.resolve_scope(kind="unverified", params={"campaign": campaign}, user=user)

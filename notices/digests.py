@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 
 from students.models import Department, User
 from verification import dashboards
-from verification.exporters import UnverifiedStudents, write_xlsx
+from verification.exports.exporters import UnverifiedStudents, write_xlsx
 from verification.models import Campaign, Checklist
 
 from . import robots

@@ -131,7 +131,7 @@ CAS_CREATE_USER = False
 CAS_REDIRECT_URL = "/"
 CAS_LOGIN_MSG = None
 CAS_LOGGED_MSG = None
-AUTHENTICATION_BACKENDS.append("students.cas.CampusCASBackend")  # inert without CAS_SERVER_URL
+AUTHENTICATION_BACKENDS.append("students.accounts.cas.CampusCASBackend")  # inert without CAS_SERVER_URL
 # Lock a username only from the address that failed: a dormitory behind one NAT
 # address must not be locked out by one person.  The lock lifts after a cool-off.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

@@ -1,6 +1,7 @@
 from celery import shared_task
 
-from . import export_services, services
+from . import services
+from .exports import services as export_services
 
 
 @shared_task

@@ -1,20 +1,48 @@
+"""URL patterns of the verification app, one list per namespace.
+
+``student_patterns`` (namespace ``verification``) are the student's own pages and
+the registrar's campaigns; ``workspace_patterns`` (``workspace``) the staff
+workspaces; ``export_patterns`` (``exports``) the export pages.  The project's
+``urls.py`` mounts each under its prefix.
+"""
+
 from django.urls import path
 
-from . import views
+from .views import exports, student, workspace
 
-app_name = "verification"
+student_patterns = [
+    path("check/", student.my_checks, name="my_checks"),
+    path("check/<int:campaign_id>/", student.checklist, name="checklist"),
+    path("check/<int:campaign_id>/confirm-all/", student.confirm_all, name="confirm_all"),
+    path("check/<int:campaign_id>/fields/<str:field_code>/confirm/", student.field_confirm, name="field_confirm"),
+    path("check/<int:campaign_id>/fields/<str:field_code>/flag/", student.field_flag, name="field_flag"),
+    path("check/<int:campaign_id>/help/<str:kind>/", student.support_request, name="support_request"),
+    path("flags/<int:flag_id>/", student.flag_detail, name="flag_detail"),
+    path("flags/<int:flag_id>/withdraw/", student.flag_withdraw, name="flag_withdraw"),
+    path("evidence/<int:evidence_id>/", student.evidence_download, name="evidence_download"),
+    path("campaigns/", student.campaign_list, name="campaign_list"),
+    path("campaigns/new/", student.campaign_edit, name="campaign_create"),
+    path("campaigns/<int:campaign_id>/edit/", student.campaign_edit, name="campaign_update"),
+]
 
-urlpatterns = [
-    path("check/", views.my_checks, name="my_checks"),
-    path("check/<int:campaign_id>/", views.checklist, name="checklist"),
-    path("check/<int:campaign_id>/confirm-all/", views.confirm_all, name="confirm_all"),
-    path("check/<int:campaign_id>/fields/<str:field_code>/confirm/", views.field_confirm, name="field_confirm"),
-    path("check/<int:campaign_id>/fields/<str:field_code>/flag/", views.field_flag, name="field_flag"),
-    path("check/<int:campaign_id>/help/<str:kind>/", views.support_request, name="support_request"),
-    path("flags/<int:flag_id>/", views.flag_detail, name="flag_detail"),
-    path("flags/<int:flag_id>/withdraw/", views.flag_withdraw, name="flag_withdraw"),
-    path("evidence/<int:evidence_id>/", views.evidence_download, name="evidence_download"),
-    path("campaigns/", views.campaign_list, name="campaign_list"),
-    path("campaigns/new/", views.campaign_edit, name="campaign_create"),
-    path("campaigns/<int:campaign_id>/edit/", views.campaign_edit, name="campaign_update"),
+workspace_patterns = [
+    path("", workspace.dashboard, name="dashboard"),
+    path("classes/<int:class_id>/", workspace.class_detail, name="class_detail"),
+    path("classes/<int:class_id>/links/", workspace.progress_link_create, name="progress_link_create"),
+    path("links/<int:link_id>/revoke/", workspace.progress_link_revoke, name="progress_link_revoke"),
+    path("review/", workspace.review_queue, name="review_queue"),
+    path("review/act/", workspace.review_act, name="review_act"),
+    path("students/<int:student_id>/", workspace.student_record, name="student_record"),
+    path("students/<int:student_id>/confirm-all/", workspace.proxy_confirm_all, name="proxy_confirm_all"),
+    path("students/<int:student_id>/fields/<str:field_code>/flag/", workspace.proxy_flag, name="proxy_flag"),
+    path("school/", workspace.school, name="school"),
+    path("corrections/", workspace.correction_queue, name="correction_queue"),
+    path("findings/", workspace.findings, name="findings"),
+]
+
+export_patterns = [
+    path("", exports.export_list, name="export_list"),
+    path("new/", exports.export_create, name="export_create"),
+    path("<int:export_id>/download/", exports.export_download, name="export_download"),
+    path("log/", exports.export_log, name="export_log"),
 ]

@@ -33,7 +33,8 @@ from notices import services as notice_services
 from notices.models import Digest, HelpArticle, Notice
 from students.models import User
 from students.tests.factories import ClassGroupFactory, CohortFactory, SecretaryFactory, UserFactory
-from verification import export_services, services
+from verification import services
+from verification.exports import services as export_services
 from verification.models import Campaign
 from verification.tests.factories import CampaignFactory, pdf_bytes, png_bytes, student_with_account, upload
 

@@ -31,7 +31,8 @@ from registrar_portal.logging import ID_NUMBER, JsonFormatter, MaskIdNumbersFilt
 from registrar_portal.tests.test_settings import manage
 from students.models import User, UserSession
 from students.tests.factories import SecretaryFactory, UserFactory
-from verification import export_services, services
+from verification import services
+from verification.exports import services as export_services
 from verification.tests.factories import CampaignFactory, png_bytes, student_with_account, upload
 
 PASSWORD = "correct horse battery"  # UserFactory's

@@ -10,7 +10,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.urls import reverse
 from django.utils import timezone
 
-from students.accounts import CLAIM_FAILED
+from students.accounts.services import CLAIM_FAILED
 from students.models import User
 from students.tests.factories import StudentFactory, UserFactory
 

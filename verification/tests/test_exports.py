@@ -16,8 +16,9 @@ from students import fields as roll_fields
 from students.idnumbers import check_digit, mask
 from students.models import ClassGroup, ImportFinding, Student, User
 from students.tests.factories import ClassGroupFactory, StudentFactory, UserFactory
-from verification import export_services, services, tasks
-from verification.export_services import Kind
+from verification import services, tasks
+from verification.exports import services as export_services
+from verification.exports.services import Kind
 from verification.models import Checklist, Evidence, Export, Flag
 
 pytestmark = pytest.mark.django_db
@@ -698,7 +699,7 @@ def test_a_failed_build_is_recorded_and_leaves_no_file(secretary_client, school,
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("verification.exporters.write_xlsx", broken)
+    monkeypatch.setattr("verification.exports.exporters.write_xlsx", broken)
 
     response = request_export(secretary_client, Kind.UNVERIFIED, campaign=school.campaign.pk, follow=True)
 

@@ -15,9 +15,9 @@ from students.audit import access_log
 from students.models import AccessEvent
 from students.permissions import registrar_required, staff_required
 
-from . import export_services
-from .export_forms import ExportLogFilterForm, ExportRequestForm
-from .models import Export
+from ..exports import services as export_services
+from ..exports.forms import ExportLogFilterForm, ExportRequestForm
+from ..models import Export
 
 
 def _file_response(request, export: Export, path) -> FileResponse:

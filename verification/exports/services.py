@@ -24,8 +24,8 @@ from django.utils.translation import gettext as _
 from students.models import ImportFinding
 from students.permissions import classes_for, departments_for, is_registrar, is_staff_member
 
+from ..models import Campaign, Export
 from . import exporters
-from .models import Campaign, Export
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def export_request(*, kind: str, params: dict, user, ip: str | None) -> Export:
     Small exports (a class, or fewer than EXPORT_INLINE_MAX_ROWS rows by one
     COUNT) are built now; the caller can serve the file at once.
     """
-    from .tasks import export_build as export_build_task
+    from ..tasks import export_build as export_build_task
 
     scope = resolve_scope(kind=kind, params=params, user=user)
     export = Export.objects.create(

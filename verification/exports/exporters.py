@@ -26,7 +26,7 @@ from students import fields as roll_fields
 from students.idnumbers import mask
 from students.models import ClassGroup, ImportFinding
 
-from .models import Campaign, Checklist, Flag
+from ..models import Campaign, Checklist, Flag
 
 TEXT_FORMAT = "@"
 # Characters that make a spreadsheet read typed text as a formula (OWASP CSV injection list).
@@ -506,7 +506,7 @@ class CampaignRecords(Exporter):
         return Checklist.objects.filter(campaign=self.campaign).count()
 
     def sheets(self):
-        from .models import FieldCheck
+        from ..models import FieldCheck
 
         labels = _state_labels()
         stamp = _local_stamp

@@ -12,8 +12,8 @@ from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import normalize
-from .models import Student, User
+from .. import normalize
+from ..models import Student, User
 
 CLAIM_FAILED = gettext_lazy("信息不匹配，请核对学号、姓名和证件号码后六位。")
 

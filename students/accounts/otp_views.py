@@ -38,7 +38,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from registrar_portal.security import rotate_session, second_factor_required
 
-from .permissions import staff_required
+from ..permissions import staff_required
 
 DEVICE_NAME = "TOTP"
 

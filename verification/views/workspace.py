@@ -27,9 +27,9 @@ from students.permissions import (
     staff_required,
 )
 
-from . import dashboards, selectors, services
-from .forms import FlagForm
-from .models import Checklist, ClassProgressLink, Flag
+from .. import dashboards, selectors, services
+from ..forms import FlagForm
+from ..models import Checklist, ClassProgressLink, Flag
 
 S = Flag.Status
 SORTS = {

@@ -15,10 +15,10 @@ from students.audit import access_log
 from students.models import AccessEvent
 from students.permissions import own_student, registrar_required
 
-from . import evidence as evidence_files
-from . import selectors, services
-from .forms import SUPPORT_KINDS, CampaignForm, ConfirmAllForm, FlagForm, SupportRequestForm, VersionedForm
-from .models import Campaign, Flag
+from .. import evidence as evidence_files
+from .. import selectors, services
+from ..forms import SUPPORT_KINDS, CampaignForm, ConfirmAllForm, FlagForm, SupportRequestForm, VersionedForm
+from ..models import Campaign, Flag
 
 # DOMAIN.md §6.3: what to bring for each identity correction.
 EVIDENCE_CHECKLIST = {

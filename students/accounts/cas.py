@@ -11,7 +11,7 @@ from django.http import Http404
 from django_cas_ng import views as cas_views
 from django_cas_ng.utils import get_cas_client
 
-from .accounts import account_for_cas_username
+from .services import account_for_cas_username
 
 
 class CampusCASBackend(ModelBackend):

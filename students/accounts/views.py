@@ -12,7 +12,8 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
-from . import accounts, normalize
+from .. import normalize
+from . import services as accounts
 
 CLAIM_SESSION_KEY = "claim_student"
 CLAIM_SECONDS = 15 * 60

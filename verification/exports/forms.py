@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 
 from students.models import ImportFinding
 
-from .models import Export
+from ..models import Export
 
 
 class ExportRequestForm(forms.Form):
