@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
@@ -54,6 +54,38 @@ def _portal_language():
 @pytest.fixture(autouse=True)
 def _private_root(settings, tmp_path):
     settings.PRIVATE_ROOT = tmp_path / "private"
+
+
+def _kept_rows(django_db_blocker):
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+    try:
+        yield django_db_blocker.unblock
+    finally:
+        with django_db_blocker.unblock():
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def module_rows(django_db_setup, django_db_blocker):
+    """A transaction around one test module, for a cast built once instead of once per test.
+
+    A module-scoped fixture builds its rows inside ``with module_rows():``; the module's
+    tests share them, each test still rolls back its own changes (pytest-django runs it in
+    a savepoint), and the rows vanish after the module's last test.  Every database test
+    of the module that runs after the first user sees them too.  Hand each test a
+    ``copy.deepcopy`` of the built objects, as Django's ``setUpTestData`` does, so one
+    test's in-memory changes do not reach the next.
+    """
+    yield from _kept_rows(django_db_blocker)
+
+
+@pytest.fixture(scope="class")
+def class_rows(django_db_setup, django_db_blocker):
+    """``module_rows`` for the tests of one class only."""
+    yield from _kept_rows(django_db_blocker)
 
 
 @pytest.fixture
@@ -103,3 +135,47 @@ def registrar(db):
     from students.tests.factories import UserFactory
 
     return UserFactory(role="registrar", username="registrar1")
+
+
+class _Broker:
+    """Celery's broker for one test: ``down()`` points it at a closed local port, ``back()`` runs in-process."""
+
+    def __init__(self, settings):
+        from registrar_portal.celery import app
+
+        self.app, self.settings = app, settings
+        self.saved = app.conf.task_always_eager, app.conf.broker_url
+
+    def _use(self, *, eager: bool, url: str):
+        self.settings.CELERY_TASK_ALWAYS_EAGER = eager
+        self.app.conf.task_always_eager = eager
+        self.app.conf.broker_url = url
+        # The connection pools were made for the previous URL.
+        self.app._pool = None
+        self.app.amqp._producer_pool = None
+
+    def down(self) -> str:
+        with socket.socket() as probe:  # a port nothing listens on once the probe is closed
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        url = f"redis://127.0.0.1:{port}/0"
+        self._use(eager=False, url=url)
+        return url
+
+    def back(self):
+        self._use(eager=True, url=self.saved[1])
+
+    def restore(self):
+        self._use(eager=self.saved[0], url=self.saved[1])
+
+
+@pytest.fixture
+def broker_down(settings):
+    """Tasks are published to a broker that refuses connections: a real connection failure, nothing patched.
+
+    ``broker_down.back()`` brings "the broker" back (tasks then run in-process).
+    """
+    broker = _Broker(settings)
+    broker.down()
+    yield broker
+    broker.restore()

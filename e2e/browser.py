@@ -98,6 +98,14 @@ class Person:
         )
         return response
 
+    def follow_menu(self, href: str):
+        """Follow a link of the header navigation; staff links sit in <details> menus, opened first."""
+        link = self.page.locator(f"header nav a[href='{href}']")
+        menu = self.page.locator("header nav details", has=link)
+        if menu.count() and not menu.first.evaluate("menu => menu.open"):
+            menu.first.locator("summary").click()
+        return self.submit(link)
+
     def sign_in(self, username: str, password: str):
         self.open("/accounts/login/")
         self.audit("login")

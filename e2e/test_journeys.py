@@ -92,13 +92,19 @@ def download(person: Person, button) -> openpyxl.Workbook:
 
 
 def table(sheet, first_heading: str) -> list[tuple]:
-    """The data rows (as cells) below the header row that starts with ``first_heading``.
+    """The data rows (as cells) below the header row that starts with ``first_heading``, up to the first blank row.
 
-    Exports carry a title and who exported it above the header.
+    Exports carry a title and who exported it above the header, and a sheet that is
+    signed has a signature line under the table, after a blank row.
     """
     rows = list(sheet.iter_rows())
     start = next(i for i, row in enumerate(rows) if row[0].value == first_heading)
-    return [row for row in rows[start + 1 :] if any(cell.value is not None for cell in row)]
+    table = []
+    for row in rows[start + 1 :]:
+        if all(cell.value is None for cell in row):
+            break
+        table.append(row)
+    return table
 
 
 def bulk_act(person: Person, flag: Flag, action: str, note: str = ""):
@@ -203,7 +209,7 @@ def test_a_wrong_birth_date_goes_from_a_phone_to_chsi_and_back(chromium, live_se
         feedback = table(sheet.worksheets[1], "学号")
         assert [(r[0].value, r[3].value) for r in feedback] == [(rows[0]["XH"], claimed)]
 
-        secretary.submit(secretary.page.locator("header nav a[href='/workspace/review/']"))
+        secretary.follow_menu("/workspace/review/")
         secretary.audit("review-queue")
         reason = "请在说明里写明户口簿上的出生日期，并上传身份证正面"
         bulk_act(secretary, flag, "return", reason)
@@ -234,7 +240,7 @@ def test_a_wrong_birth_date_goes_from_a_phone_to_chsi_and_back(chromium, live_se
         registrar.sign_in(school["registrar"].username, PASSWORD)
         assert "/workspace/school/" in registrar.page.url
         registrar.audit("school")
-        registrar.submit(registrar.page.locator("header nav a[href='/workspace/corrections/']"))
+        registrar.follow_menu("/workspace/corrections/")
         registrar.audit("corrections")
         book = download(registrar, registrar.page.locator("form.export-button button"))
         found = [row for sheet in book.worksheets for row in table(sheet, "XH") if row[0].value == rows[0]["XH"]]
@@ -250,7 +256,7 @@ def test_a_wrong_birth_date_goes_from_a_phone_to_chsi_and_back(chromium, live_se
 
         rows[0]["CSRQ"] = school["id_birth"].strftime("%Y%m%d")
         corrected = roster(tmp_path, rows, "2025级新生（更正后）.xlsx")
-        registrar.submit(registrar.page.locator("header nav a[href='/students/roster/import/']"))
+        registrar.follow_menu("/students/roster/import/")
         registrar.audit("roster-upload")
         registrar.page.set_input_files("#id_file", corrected)
         registrar.submit(registrar.page.locator("main form button[type=submit]"))

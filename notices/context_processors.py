@@ -1,6 +1,6 @@
 from django.utils.functional import SimpleLazyObject
 
-from . import services
+from . import selectors
 
 
 def unread(request):
@@ -8,4 +8,4 @@ def unread(request):
     user = getattr(request, "user", None)
     if not (user and user.is_authenticated):
         return {"unread_messages": 0}
-    return {"unread_messages": SimpleLazyObject(lambda: services.messages_unread_count(user=user))}
+    return {"unread_messages": SimpleLazyObject(lambda: selectors.messages_unread_count(user=user))}

@@ -3,21 +3,19 @@
 ``digests_build_due`` (beat) builds one Digest per (department, campaign, day),
 unique in the database, writes the file into private storage (downloadable
 in the portal), and creates one DigestDelivery per secretary e-mail and per
-group robot.  Sends are claimed like reminders, so a re-run sends nothing twice.
-Posts to one robot URL are counted from the database (several departments may
-share a group), so at most 20 go out in any minute across all workers.
+group robot, sent through the outbox (notices/outbox.py) like reminders, so a
+re-run sends nothing twice.  Posts to one robot are counted from the database
+(several departments may share a group), so at most 20 go out in any minute
+across all workers.
 """
 
 import datetime
 import logging
 import secrets
-import smtplib
 from pathlib import Path
 
 from django.conf import settings
-from django.core import mail
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -27,14 +25,11 @@ from verification import dashboards
 from verification.exports.exporters import UnverifiedStudents, write_xlsx
 from verification.models import Campaign, Checklist
 
-from . import robots
-from .models import Delivery, DepartmentChannel, Digest, DigestDelivery
-from .reminders import MAX_ATTEMPTS, _lease
+from . import outbox, robots
+from .models import DepartmentChannel, Digest, DigestDelivery
 
 logger = logging.getLogger(__name__)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-# DigestDelivery reuses the reminders' statuses (its field's choices); it has no Status of its own.
-Status = Delivery.Status
 
 
 class _System:
@@ -99,7 +94,7 @@ def digest_build(*, department_id: int, campaign_id: int, day: datetime.date, no
             )
             _write_file(digest, campaign, department)
             _deliveries_create(digest, department, now)
-            transaction.on_commit(lambda: enqueue_digest(digest.pk))
+            outbox.enqueue_pending_on_commit(DigestStream.name, digest_id=digest.pk)
     except IntegrityError:
         (digest_dir() / storage_name).unlink(missing_ok=True)
         return None
@@ -121,6 +116,12 @@ def _write_file(digest: Digest, campaign: Campaign, department: Department):
     digest.save(update_fields=["row_count", "total"])
 
 
+def _robot(department_id: int) -> DepartmentChannel | None:
+    """The department's group robot, if it has one set up."""
+    channel = DepartmentChannel.objects.filter(department_id=department_id).exclude(robot="").first()
+    return channel if channel and channel.webhook_url else None
+
+
 def _deliveries_create(digest: Digest, department: Department, now):
     recipients = [
         (DigestDelivery.Channel.EMAIL, email)
@@ -128,102 +129,15 @@ def _deliveries_create(digest: Digest, department: Department, now):
         .exclude(email="")
         .values_list("email", flat=True)
     ]
-    channel = DepartmentChannel.objects.filter(department=department).exclude(robot="").exclude(webhook_url="").first()
-    if channel:
-        recipients.append((DigestDelivery.Channel.ROBOT, channel.webhook_url))
-    # A grace period, as for reminders: a row whose task is lost is queued again by the requeue.
-    grace = now + _lease()
+    robot = _robot(department.pk)
+    if robot:
+        recipients.append((DigestDelivery.Channel.ROBOT, robots.recipient_key(robot.webhook_url)))
+    # A grace period: a row whose task is lost is queued again by the outbox's requeue.
+    grace = now + outbox.lease()
     DigestDelivery.objects.bulk_create(
         [DigestDelivery(digest=digest, channel=kind, recipient=to, next_attempt_at=grace) for kind, to in recipients],
         ignore_conflicts=True,
     )
-
-
-def enqueue_digest(digest_id: int):
-    _enqueue(DigestDelivery.objects.filter(digest_id=digest_id, status=Status.PENDING).values_list("pk", flat=True))
-
-
-def _enqueue(delivery_ids):
-    from .tasks import digest_delivery_send
-
-    for delivery_id in delivery_ids:
-        digest_delivery_send.delay(delivery_id)
-
-
-def _robot_slot_wait(url: str, now) -> float:
-    """Seconds to wait before posting to this robot so it gets at most 20 messages a minute.
-
-    Several departments may share one group robot; posts of the last minute are
-    counted from the database, so every worker sees the same budget.
-    """
-    recent = DigestDelivery.objects.filter(
-        channel=DigestDelivery.Channel.ROBOT,
-        recipient=url,
-        claimed_at__gt=now - datetime.timedelta(minutes=1),
-    ).order_by("claimed_at")
-    claims = list(recent.values_list("claimed_at", flat=True))
-    if len(claims) < robots.PER_MINUTE:
-        return 0.0
-    return (claims[-robots.PER_MINUTE] + datetime.timedelta(minutes=1) - now).total_seconds() + 0.5
-
-
-def _robot_lock(url: str):
-    # Check-then-claim must not interleave between workers posting to the same robot.
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"notices.robot:{url}"])
-
-
-def _claim(delivery_id: int, now) -> tuple[bool, float]:
-    """(claimed, seconds to wait): a robot post is claimed only inside its minute's budget."""
-    pending = DigestDelivery.objects.filter(pk=delivery_id, status=Status.PENDING)
-    with transaction.atomic():
-        row = pending.values_list("channel", "recipient").first()
-        if row is None:
-            return False, 0.0
-        if row[0] == DigestDelivery.Channel.ROBOT:
-            _robot_lock(row[1])
-            now = now or timezone.now()  # read after the lock: the claim time is the post time
-            wait = _robot_slot_wait(row[1], now)
-            if wait > 0:
-                # Due again then, so the requeue finds it even if the deferred message is lost.
-                pending.update(next_attempt_at=now + datetime.timedelta(seconds=wait))
-                return False, wait
-        now = now or timezone.now()
-        claimed = pending.update(status=Status.SENDING, claimed_at=now, attempts=F("attempts") + 1)
-        return bool(claimed), 0.0
-
-
-def digest_delivery_send(*, delivery_id: int, now=None) -> str:
-    claimed, wait = _claim(delivery_id, now)
-    if wait > 0:
-        from .tasks import digest_delivery_send as task
-
-        # In-process (no broker) a countdown is ignored and the task would call itself
-        # at once, forever; the requeue picks the row up when its minute has passed.
-        if not task.app.conf.task_always_eager:
-            task.apply_async((delivery_id,), countdown=wait)
-        return "deferred"
-    if not claimed:
-        return "skipped"
-    delivery = DigestDelivery.objects.select_related("digest__department", "digest__campaign").get(pk=delivery_id)
-    digest, mine = delivery.digest, DigestDelivery.objects.filter(pk=delivery_id, claimed_at=delivery.claimed_at)
-    try:
-        if delivery.channel == DigestDelivery.Channel.EMAIL:
-            _send_email(digest, delivery.recipient)
-        elif not _send_robot(digest):
-            mine.update(status=Status.SKIPPED, last_error=_("院系已停用群机器人"))
-            return "skipped"
-    except (smtplib.SMTPException, OSError, robots.RobotError) as exc:
-        reason = f"{type(exc).__name__}: {exc}"[:500]
-        if delivery.attempts >= MAX_ATTEMPTS:
-            mine.update(status=Status.FAILED, last_error=reason)
-            return "failed"
-        wait = datetime.timedelta(minutes=2**delivery.attempts)
-        mine.update(status=Status.PENDING, next_attempt_at=delivery.claimed_at + wait, last_error=reason)
-        return "retry"
-    mine.update(status=Status.SENT, sent_at=timezone.now(), last_error="")
-    return "sent"
 
 
 def _summary(digest: Digest) -> tuple[str, str]:
@@ -245,51 +159,40 @@ def _summary(digest: Digest) -> tuple[str, str]:
     return title, text
 
 
-def _send_email(digest: Digest, to: str):
-    title, _text = _summary(digest)
-    message = mail.EmailMessage(
-        subject=_("【%(title)s】%(day)s") % {"title": title, "day": digest.day.isoformat()},
-        body=render_to_string("notices/email/digest.txt", {"digest": digest, "url": settings.PORTAL_URL}),
-        to=[to],
-    )
-    prefix = _("未完成核对名单")  # outside the f-string, where makemessages finds it
-    message.attach(
-        f"{prefix}-{digest.department.name}-{digest.day:%Y%m%d}.xlsx", digest_path(digest).read_bytes(), XLSX
-    )
-    message.send()
+class DigestStream(outbox.Stream):
+    """A digest to a secretary's e-mail (with the file) or to the department's group robot (the summary)."""
 
+    name = "digest"
+    model = DigestDelivery
+    task = "notices.tasks.digest_deliveries_send"
+    address_field = "recipient"  # robots shared by departments share their minute budget
 
-def _send_robot(digest: Digest) -> bool:
-    """Post the summary; False when the department no longer has a robot."""
-    channel = (
-        DepartmentChannel.objects.filter(department=digest.department).exclude(robot="").exclude(webhook_url="").first()
-    )
-    if channel is None:
-        return False
-    title, text = _summary(digest)
-    robots.post(channel.robot, channel.webhook_url, channel.signing_secret, title, text)
-    return True
+    def load(self, row_id: int) -> DigestDelivery:
+        return DigestDelivery.objects.select_related("digest__department", "digest__campaign").get(pk=row_id)
 
-
-def digest_deliveries_requeue_due(*, now=None) -> int:
-    """Queue again what is due for a retry or a deferred robot post, and what a killed worker left."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        stale = Q(status=Status.SENDING, claimed_at__lt=now - _lease())
-        due = Q(status=Status.PENDING, next_attempt_at__lte=now)
-        rows = list(
-            DigestDelivery.objects.select_for_update(skip_locked=True)
-            .filter(stale | due)
-            .order_by("id")
-            .values_list("id", "status", "attempts")
-        )
-        exhausted = {pk for pk, status, attempts in rows if status == Status.SENDING and attempts >= MAX_ATTEMPTS}
-        ids = [pk for pk, _status, _attempts in rows if pk not in exhausted]
-        if exhausted:
-            DigestDelivery.objects.filter(pk__in=exhausted).update(
-                status=Status.FAILED, last_error=_("发送多次中断（进程退出或超时），已停止重试")
+    def compose(self, row: DigestDelivery, channel: outbox.Channel) -> outbox.OutgoingMessage:
+        digest = row.digest
+        title, text = _summary(digest)
+        if row.channel == DigestDelivery.Channel.ROBOT:
+            robot = _robot(digest.department_id)
+            if robot is None:
+                raise outbox.Skip(channel.unreachable)
+            return outbox.OutgoingMessage(
+                to=channel.address(robot),
+                subject=title,
+                body=text,
+                options={"robot": robot.robot, "secret": robot.signing_secret},
             )
-        # Pushed forward so that the next run does not queue them again while they wait.
-        DigestDelivery.objects.filter(pk__in=ids).update(status=Status.PENDING, next_attempt_at=now + _lease())
-        transaction.on_commit(lambda: _enqueue(ids))
-    return len(ids)
+        prefix = _("未完成核对名单")  # outside the f-string, where makemessages finds it
+        return outbox.OutgoingMessage(
+            to=channel.address(row.recipient),
+            subject=_("【%(title)s】%(day)s") % {"title": title, "day": digest.day.isoformat()},
+            body=render_to_string("notices/email/digest.txt", {"digest": digest, "url": settings.PORTAL_URL}),
+            attachments=(
+                (
+                    f"{prefix}-{digest.department.name}-{digest.day:%Y%m%d}.xlsx",
+                    digest_path(digest).read_bytes(),
+                    XLSX,
+                ),
+            ),
+        )

@@ -1,8 +1,11 @@
 from urllib.parse import urlsplit
 
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from students.forms import IdField, IdListField
 from students.models import Cohort, Department
 from verification.models import Campaign
 
@@ -69,23 +72,11 @@ class StageAddForm(forms.Form):
     days_before = forms.IntegerField(label=_("截止前天数"), min_value=1, max_value=MAX_DAYS_BEFORE)
 
 
-class IdListField(forms.Field):
-    """Record ids from checkboxes; whether they may be used is the service's question."""
-
-    widget = forms.MultipleHiddenInput
-
-    def to_python(self, value):
-        values = value if isinstance(value, (list, tuple)) else ([value] if value else [])
-        if not all(str(item).isdigit() for item in values):
-            raise forms.ValidationError(_("请选择学生"))
-        return [int(item) for item in values]
-
-
 class RemindNowForm(forms.Form):
     WHOLE_CLASS = "class"
     CHOSEN = "chosen"
 
-    campaign = forms.IntegerField(widget=forms.HiddenInput)
+    campaign = IdField()
     request_key = forms.RegexField(regex=REQUEST_KEY, widget=forms.HiddenInput)
     scope = forms.ChoiceField(
         label=_("提醒谁"),
@@ -93,7 +84,7 @@ class RemindNowForm(forms.Form):
         widget=forms.RadioSelect,
         initial=CHOSEN,
     )
-    students = IdListField(required=False)
+    students = IdListField(required=False, error_messages={"invalid": _("请选择学生")})
 
 
 class DeliveryFilterForm(forms.Form):
@@ -113,7 +104,16 @@ class DeliveryFilterForm(forms.Form):
 
     def __init__(self, *args, stages=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["stage"].choices = [("", _("全部"))] + [(stage.pk, str(stage)) for stage in stages]
+        self.fields["stage"].choices = [("", _("全部"))] + [(stage.pk, stage_label(stage)) for stage in stages]
+
+
+def stage_label(stage) -> str:
+    """A reminder round as people name it: its kind and when it went out, in the school's time zone."""
+    if stage.kind == stage.Kind.BEFORE_CLOSE:
+        kind = ngettext("截止前 %(n)s 天", "截止前 %(n)s 天", stage.days_before) % {"n": stage.days_before}
+    else:
+        kind = stage.get_kind_display()
+    return f"{kind} {timezone.localtime(stage.send_at):%Y-%m-%d %H:%M}"
 
 
 ROBOT_HOSTS = {
@@ -129,7 +129,7 @@ class DepartmentChannelForm(forms.Form):
         required=False,
         max_length=500,
         assume_scheme="https",
-        help_text=_("在群设置 → 群机器人中复制，以 https:// 开头"),
+        help_text=_("在群设置 → 群机器人中复制，以 https:// 开头；留空则保留已保存的地址。"),
     )
     signing_secret = forms.CharField(
         label=_("加签密钥"),
@@ -141,11 +141,18 @@ class DepartmentChannelForm(forms.Form):
     )
     clear_secret = forms.BooleanField(label=_("清除已保存的加签密钥"), required=False)
 
+    def __init__(self, *args, saved_robot: str = "", **kwargs):
+        # The saved address is never shown (it holds the robot's token): left empty, it is kept.
+        self.saved_robot = saved_robot
+        super().__init__(*args, **kwargs)
+
     def clean(self):
         cleaned = super().clean()
         robot, url = cleaned.get("robot"), cleaned.get("webhook_url")
         if robot:
             if not url:
+                if robot == self.saved_robot:
+                    return cleaned
                 self.add_error("webhook_url", _("请填写 Webhook 地址"))
             else:
                 parts = urlsplit(url)

@@ -4,6 +4,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from students.crypto import EncryptedTextField, IdMaskedCharField
 from students.models import Cohort, Department, Student
 from verification.models import Campaign
 
@@ -73,7 +74,7 @@ class NoticeRead(models.Model):
 
 
 class HelpArticle(models.Model):
-    """A help-centre entry for the problems every notice repeats (DOMAIN.md §7)."""
+    """A help-centre entry for the problems every notice repeats (docs/domain.md §7)."""
 
     slug = models.SlugField(_("标识"), max_length=64, unique=True)
     title = models.CharField(_("标题"), max_length=200)
@@ -98,7 +99,8 @@ class Message(models.Model):
     """An in-portal message to one user (e.g. a flag of theirs changed state)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages")
-    text = models.CharField(_("内容"), max_length=500)
+    # May quote a reviewer's note: any ID number in it is written masked.
+    text = IdMaskedCharField(_("内容"), max_length=500)
     url = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     read_at = models.DateTimeField(null=True, blank=True)
@@ -151,32 +153,58 @@ class ReminderStage(models.Model):
         verbose_name_plural = _("提醒计划")
 
     def __str__(self):
-        return f"{self.campaign_id} {self.get_kind_display()} {self.send_at:%Y-%m-%d %H:%M}"
+        return f"{self.campaign_id} {self.get_kind_display()} {timezone.localtime(self.send_at):%Y-%m-%d %H:%M}"
 
 
-class Delivery(models.Model):
-    """One reminder to one student on one channel: unique, so it is sent at most once."""
+class SendStatus(models.TextChoices):
+    PENDING = "pending", _("待发送")
+    SENDING = "sending", _("发送中")
+    SENT = "sent", _("已发送")
+    FAILED = "failed", _("发送失败")
+    SKIPPED = "skipped", _("未发送")
 
-    class Channel(models.TextChoices):
-        EMAIL = "email", _("电子邮件")
 
-    class Status(models.TextChoices):
-        PENDING = "pending", _("待发送")
-        SENDING = "sending", _("发送中")
-        SENT = "sent", _("已发送")
-        FAILED = "failed", _("发送失败")
-        SKIPPED = "skipped", _("未发送")
+class OutboxRow(models.Model):
+    """One message to one recipient on one channel, as the outbox (notices/outbox.py) sends it.
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
-    stage = models.ForeignKey(ReminderStage, on_delete=models.CASCADE, related_name="deliveries")
-    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="+")
-    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.EMAIL)
-    status = models.CharField(_("状态"), max_length=16, choices=Status.choices, default=Status.PENDING)
+    Each kind of message has its own table (a unique constraint there says
+    "at most once per recipient"); the claim, lease, retry and requeue columns
+    are these, shared, so one code path sends them all.  ``channel`` is the
+    name of a channel in ``notices.outbox.CHANNELS``: no choices here, so a new
+    channel needs no migration.
+    """
+
+    Status = SendStatus
+
+    channel = models.CharField(_("渠道"), max_length=16)
+    status = models.CharField(_("状态"), max_length=16, choices=SendStatus.choices, default=SendStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(_("发送时间"), null=True, blank=True)
     last_error = models.TextField(_("原因"), blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def channel_label(self) -> str:
+        from .outbox import CHANNELS
+
+        channel = CHANNELS.get(self.channel)
+        return str(channel.label) if channel else self.channel
+
+
+class Delivery(OutboxRow):
+    """One reminder to one student on one channel: unique, so it is sent at most once."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", _("电子邮件")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    stage = models.ForeignKey(ReminderStage, on_delete=models.CASCADE, related_name="deliveries")
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(_("渠道"), max_length=16, default=Channel.EMAIL)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -203,8 +231,9 @@ class DepartmentChannel(models.Model):
 
     department = models.OneToOneField(Department, on_delete=models.CASCADE, related_name="channel")
     robot = models.CharField(_("群机器人"), max_length=16, choices=Robot.choices, blank=True)
-    webhook_url = models.URLField(_("Webhook 地址"), max_length=500, blank=True)
-    signing_secret = models.CharField(_("加签密钥"), max_length=200, blank=True)
+    # Both hold the robot's credentials (the URL carries its access token): encrypted at rest like ID numbers.
+    webhook_url = EncryptedTextField(_("Webhook 地址"), blank=True)
+    signing_secret = EncryptedTextField(_("加签密钥"), blank=True)
 
     class Meta:
         verbose_name = _("院系通知渠道")
@@ -235,25 +264,108 @@ class Digest(models.Model):
         return f"{self.department} {self.day}"
 
 
-class DigestDelivery(models.Model):
+class DigestDelivery(OutboxRow):
+    """One digest to one secretary's e-mail or to the department's group robot.
+
+    A robot's ``recipient`` is ``robots.recipient_key(url)``, a keyed hash:
+    the webhook URL holds the robot's token and is only stored encrypted, on
+    DepartmentChannel.  Departments sharing one group robot share one key, so
+    its minute budget is counted across them.
+    """
+
     class Channel(models.TextChoices):
         EMAIL = "email", _("电子邮件")
         ROBOT = "robot", _("群机器人")
 
     digest = models.ForeignKey(Digest, on_delete=models.CASCADE, related_name="deliveries")
-    channel = models.CharField(max_length=16, choices=Channel.choices)
     recipient = models.CharField(max_length=254)
-    status = models.CharField(max_length=16, choices=Delivery.Status.choices, default=Delivery.Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["digest", "channel", "recipient"], name="digest_delivery_once")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
         verbose_name = _("日报发送")
         verbose_name_plural = _("日报发送")
 
     def __str__(self):
         return f"{self.digest_id} {self.channel} {self.status}"
+
+
+class ChannelConfig(models.Model):
+    """How the school reaches students on one reminder channel (notices/channels.py), in the school's order.
+
+    ``options`` holds what is not secret (key ids, sign name, template id, corp id, agent id …);
+    ``secret`` (an AccessKey secret, an app secret) is encrypted at rest and never shown back in full.
+    With no row enabled, ``settings.REMINDER_CHANNELS`` gives the order.
+    """
+
+    class Provider(models.TextChoices):
+        NONE = "", _("—")
+        ALIYUN = "aliyun", _("阿里云短信")
+        TENCENT = "tencent", _("腾讯云短信")
+
+    name = models.CharField(_("渠道"), max_length=16, unique=True)
+    enabled = models.BooleanField(_("启用"), default=False)
+    position = models.PositiveSmallIntegerField(_("顺序"), default=100)
+    provider = models.CharField(_("短信服务商"), max_length=16, choices=Provider.choices, blank=True)
+    options = models.JSONField(_("设置"), default=dict, blank=True)
+    secret = EncryptedTextField(_("密钥"), blank=True)
+    # SMS only: the registrar may allow sending between 22:00 and 08:00 (an urgent last day).
+    night_sms_allowed = models.BooleanField(_("允许夜间（22:00–08:00）发送短信"), default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["position", "id"]
+        verbose_name = _("提醒渠道")
+        verbose_name_plural = _("提醒渠道")
+
+    def __str__(self):
+        return self.name
+
+
+class WebhookEndpoint(models.Model):
+    """A campus system's URL that receives signed events (a flag changed status …) through the outbox."""
+
+    class Event(models.TextChoices):
+        FLAG_STATUS_CHANGED = "flag.status_changed", _("报错状态变化")
+        DEPARTMENT_SIGNED_OFF = "department.signed_off", _("院系确认提交")
+
+    name = models.CharField(_("名称"), max_length=100)
+    # Encrypted at rest like ID numbers: a URL may carry a token, and the secret signs every delivery.
+    url = EncryptedTextField(_("地址"))
+    secret = EncryptedTextField(_("签名密钥"))
+    events = models.JSONField(_("事件"), default=list)
+    is_active = models.BooleanField(_("启用"), default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("Webhook 地址")
+        verbose_name_plural = _("Webhook 地址")
+
+    def __str__(self):
+        return self.name
+
+
+class WebhookDelivery(OutboxRow):
+    """One event to one endpoint: unique per (endpoint, event key), so an event is posted once."""
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(_("事件"), max_length=40)
+    key = models.CharField(max_length=100)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["endpoint", "key"], name="webhook_delivery_once")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due")]
+        verbose_name = _("Webhook 投递")
+        verbose_name_plural = _("Webhook 投递")
+
+    def __str__(self):
+        return f"{self.endpoint_id} {self.event} {self.status}"

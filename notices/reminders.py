@@ -1,36 +1,29 @@
-"""Deadline reminders: a plan per campaign, found due from the database, sent exactly once.
+"""Deadline reminders: a plan per campaign, found due from the database, sent through the outbox.
 
 The beat job ``reminders_dispatch_due`` runs every few minutes.  It claims each
 due stage with ``SELECT … FOR UPDATE SKIP LOCKED``, writes one Delivery row per
 (campaign, student, stage, channel) in bulk (unique in the database, so a
 second dispatcher run or a retried task adds nothing), marks the stage
-dispatched and, after commit, queues the delivery ids in chunks.  Nothing is
-ever queued days ahead with an ETA: with Redis such messages come back in a
-loop once the visibility timeout passes.
-
-A send claims its row (PENDING → SENDING) with a conditional UPDATE, so two
-workers never send the same row.  Failures go back to PENDING with a later
-``next_attempt_at`` a bounded number of times, then FAILED with the reason.
-Rows whose task was lost (a worker killed mid-batch) are found again by the
-same beat job once their lease or grace period has passed.
+dispatched and, after commit, queues the rows on the outbox (notices/outbox.py),
+which claims, sends, retries and requeues them like every other message.
+Nothing is ever queued days ahead with an ETA: with Redis such messages come
+back in a loop once the visibility timeout passes.
 """
 
 import datetime
 import logging
-import smtplib
 
 from django.conf import settings
-from django.core import mail
 from django.core.exceptions import EmptyResultSet
 from django.db import connection as database
 from django.db import transaction
-from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import dateformat, timezone
 from django.utils.translation import gettext as _
 
 from verification.models import Campaign, Checklist
 
+from . import channels, outbox
 from .models import Delivery, ReminderStage
 
 logger = logging.getLogger(__name__)
@@ -43,15 +36,6 @@ DEFAULT_PLAN = (
     (ReminderStage.Kind.LAST_DAY, 0),
 )
 UNFINISHED = (Checklist.State.NOT_STARTED, Checklist.State.IN_PROGRESS, Checklist.State.RETURNED)
-CHUNK = 500
-MAX_ATTEMPTS = 4
-BACKOFF = (datetime.timedelta(minutes=1), datetime.timedelta(minutes=5), datetime.timedelta(minutes=15))
-# Without a timeout a silent SMTP server holds a claimed row until the task's time limit.
-SMTP_TIMEOUT = 30
-
-
-def _lease() -> datetime.timedelta:
-    return datetime.timedelta(seconds=settings.REMINDER_LEASE_SECONDS)
 
 
 def stage_send_at(campaign: Campaign, kind: str, days_before: int) -> datetime.datetime:
@@ -88,6 +72,15 @@ def reminder_plan_ensure(*, campaign: Campaign) -> list[ReminderStage]:
             stage.send_at = wanted
             stage.save(update_fields=["send_at"])
     return list(planned)
+
+
+def stage_name(stage: ReminderStage) -> str:
+    """The name an operator gives a stage (``manage.py remind --stage``): opens, before-7, last-day, manual-12."""
+    if stage.kind == ReminderStage.Kind.BEFORE_CLOSE:
+        return f"before-{stage.days_before}"
+    if stage.kind == ReminderStage.Kind.MANUAL:
+        return f"manual-{stage.pk}"
+    return stage.kind.replace("_", "-")
 
 
 def stage_add(*, campaign: Campaign, days_before: int) -> ReminderStage:
@@ -127,7 +120,8 @@ def remind_now(*, campaign: Campaign, student_ids: list[int], by, request_key: s
     return stage
 
 
-def _recipients(stage: ReminderStage):
+def stage_recipients(stage: ReminderStage):
+    """The student ids a stage is for: its campaign's (or its chosen) students who have not finished."""
     checklists = Checklist.objects.filter(campaign_id=stage.campaign_id, state__in=UNFINISHED)
     if stage.kind == ReminderStage.Kind.MANUAL:
         checklists = checklists.filter(student_id__in=stage.student_ids)
@@ -149,10 +143,10 @@ def stage_dispatch(*, stage_id: int, now=None) -> int:
         )
         if stage is None:
             return 0
-        written = _insert_deliveries(stage, now=now, grace=now + _lease())
+        written = _insert_deliveries(stage, now=now, grace=now + outbox.lease())
         stage.dispatched_at = now
         stage.save(update_fields=["dispatched_at"])
-        transaction.on_commit(lambda: enqueue_stage(stage.pk))
+        outbox.enqueue_pending_on_commit(ReminderStream.name, stage_id=stage.pk)
     logger.info("reminder stage %s dispatched to %s students", stage_id, written)
     return written
 
@@ -164,7 +158,7 @@ def _insert_deliveries(stage: ReminderStage, *, now, grace) -> int:
     (a lost message, a crash right after commit) are found again by the requeue.
     """
     try:
-        select_sql, select_params = _recipients(stage).query.sql_with_params()
+        select_sql, select_params = stage_recipients(stage).query.sql_with_params()
     except EmptyResultSet:  # a manual stage with nobody in it
         return 0
     quote, field = database.ops.quote_name, Delivery._meta.get_field
@@ -192,7 +186,7 @@ def _insert_deliveries(stage: ReminderStage, *, now, grace) -> int:
     params = [
         stage.campaign_id,
         stage.pk,
-        Delivery.Channel.EMAIL.value,
+        first_channel(),
         Delivery.Status.PENDING.value,
         adapt(grace),
         adapt(now),
@@ -203,25 +197,8 @@ def _insert_deliveries(stage: ReminderStage, *, now, grace) -> int:
         return cursor.rowcount
 
 
-def enqueue_stage(stage_id: int):
-    ids = list(
-        Delivery.objects.filter(stage_id=stage_id, status=Delivery.Status.PENDING)
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
-    _enqueue(ids)
-
-
-def _enqueue(ids: list[int]):
-    from .tasks import deliveries_send
-
-    for start in range(0, len(ids), CHUNK):
-        deliveries_send.delay(ids[start : start + CHUNK])
-
-
-def reminders_dispatch_due(*, now=None) -> int:
-    """Beat job: dispatch every due stage of an open campaign, then requeue lost or retrying sends."""
-    now = now or timezone.now()
+def due_stages(*, now, campaign_id: int | None = None) -> tuple[list[int], list[int]]:
+    """(stages to dispatch now, planned stages a later due stage supersedes), as the beat job finds them."""
     due = ReminderStage.objects.filter(
         dispatched_at__isnull=True,
         send_at__lte=now,
@@ -229,152 +206,85 @@ def reminders_dispatch_due(*, now=None) -> int:
         campaign__closes_at__gt=now,
         campaign__closed_at__isnull=True,
     ).order_by("send_at", "id")
+    if campaign_id is not None:
+        due = due.filter(campaign_id=campaign_id)
     to_send, latest, superseded = [], {}, []
-    for pk, campaign_id, kind in due.values_list("pk", "campaign_id", "kind"):
+    for pk, of_campaign, kind in due.values_list("pk", "campaign_id", "kind"):
         if kind == ReminderStage.Kind.MANUAL:
             to_send.append(pk)
             continue
         # Several planned stages due at once (a campaign saved late, the beat down for
         # days): students get the latest one, not three identical e-mails in a minute.
-        if campaign_id in latest:
-            superseded.append(latest[campaign_id])
-        latest[campaign_id] = pk
+        if of_campaign in latest:
+            superseded.append(latest[of_campaign])
+        latest[of_campaign] = pk
+    return [*to_send, *latest.values()], superseded
+
+
+def reminders_dispatch_due(*, now=None, campaign_id: int | None = None) -> int:
+    """Beat job: dispatch every due stage of an open campaign (the outbox's requeue retries the sends)."""
+    now = now or timezone.now()
+    to_send, superseded = due_stages(now=now, campaign_id=campaign_id)
     if superseded:
         ReminderStage.objects.filter(pk__in=superseded, dispatched_at__isnull=True).update(dispatched_at=now)
         logger.info("reminder stages %s superseded by a later due stage", superseded)
-    dispatched = sum(stage_dispatch(stage_id=pk, now=now) for pk in [*to_send, *latest.values()])
-    deliveries_requeue_due(now=now)
-    return dispatched
+    return sum(stage_dispatch(stage_id=pk, now=now) for pk in to_send)
 
 
-def deliveries_requeue_due(*, now=None) -> int:
-    """Queue again what is due for a retry, and what a lost task or killed worker left behind."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        stale = Q(status=Delivery.Status.SENDING, claimed_at__lt=now - _lease())
-        due = Q(status=Delivery.Status.PENDING, next_attempt_at__lte=now)
-        rows = list(
-            Delivery.objects.select_for_update(skip_locked=True)
-            .filter(stale | due)
-            .order_by("id")
-            .values_list("id", "status", "attempts")[:50_000]
-        )
-        # A row whose sends keep dying (a worker killed or timed out every time) stops
-        # after MAX_ATTEMPTS like any other failure instead of coming back forever.
-        exhausted = {
-            pk for pk, status, attempts in rows if status == Delivery.Status.SENDING and attempts >= MAX_ATTEMPTS
+def channel_order() -> list[str]:
+    """The channels a reminder tries, in the school's order (提醒渠道 page, else ``REMINDER_CHANNELS``)."""
+    return channels.reminder_channel_order()
+
+
+def first_channel() -> str:
+    return channel_order()[0]
+
+
+class ReminderStream(outbox.Stream):
+    """A reminder to a student who has not finished, on the channel of its row (e-mail today)."""
+
+    name = "reminder"
+    model = Delivery
+    task = "notices.tasks.deliveries_send"
+
+    def load(self, row_id: int) -> Delivery:
+        return Delivery.objects.select_related("student", "campaign").get(pk=row_id)
+
+    def compose(self, row: Delivery, channel: outbox.Channel) -> outbox.OutgoingMessage:
+        campaign, student = row.campaign, row.student
+        # Checked again at send time: a student may have finished since the dispatch.
+        checklist = Checklist.objects.filter(campaign_id=row.campaign_id, student=student).first()
+        if checklist is None or checklist.state not in UNFINISHED:
+            raise outbox.Skip(_("已完成核对，无需提醒"))
+        if not channel.can_reach(student):
+            raise outbox.Unreachable(channel.unreachable)
+        url = settings.PORTAL_URL.rstrip("/") + f"/check/{campaign.pk}/"
+        context = {"student": student, "campaign": campaign, "checklist": checklist, "url": url}
+        deadline = dateformat.format(timezone.localtime(campaign.closes_at), _("m月d日 H:i"))
+        subject = _("【学籍核对】请在 %(deadline)s 前完成学籍信息核对") % {"deadline": deadline}
+        summary = _("%(name)s同学：请在 %(deadline)s 前登录学籍核对系统，核对你在学信网上的学籍信息。") % {
+            "name": student.name,
+            "deadline": deadline,
         }
-        ids = [pk for pk, _status, _attempts in rows if pk not in exhausted]
-        if exhausted:
-            Delivery.objects.filter(pk__in=exhausted).update(
-                status=Delivery.Status.FAILED, last_error=_("发送多次中断（进程退出或超时），已停止重试")
-            )
-        # Push the grace period forward so the next run does not queue them again meanwhile.
-        Delivery.objects.filter(pk__in=ids).update(status=Delivery.Status.PENDING, next_attempt_at=now + _lease())
-        transaction.on_commit(lambda: _enqueue(ids))
-    return len(ids)
-
-
-def _claim(delivery_id: int, now) -> bool:
-    return bool(
-        Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(
-            status=Delivery.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
+        return outbox.OutgoingMessage(
+            to=channel.address(student),
+            subject=subject,
+            body=render_to_string("notices/email/reminder.txt", context),
+            summary=summary,
+            # An SMS template's variables (the template text itself is approved by the provider).
+            options={"variables": {"name": student.name, "deadline": deadline, "link": url}},
         )
-    )
 
-
-def _finish(delivery_id: int, claimed_at, **fields):
-    """Record the outcome of our own claim only.
-
-    The claim time is the token: if the requeue took the row back meanwhile
-    (PENDING, same claim) the outcome still lands, so a message that did go out
-    is not sent again; if another send has claimed it since, it is theirs.
-    """
-    Delivery.objects.filter(
-        pk=delivery_id, claimed_at=claimed_at, status__in=[Delivery.Status.SENDING, Delivery.Status.PENDING]
-    ).update(**fields)
-
-
-def _close(connection):
-    try:
-        connection.close()
-    except (smtplib.SMTPException, OSError):
-        pass
-
-
-def deliveries_send(*, delivery_ids: list[int], now=None) -> dict:
-    """Send a chunk of deliveries over one SMTP connection; each row is claimed first."""
-    counts = {"sent": 0, "failed": 0, "retry": 0, "skipped": 0}
-    connection = None
-    try:
-        for delivery_id in delivery_ids:
-            moment = now or timezone.now()
-            if not _claim(delivery_id, moment):
-                continue
-            delivery = Delivery.objects.select_related("student", "campaign").get(pk=delivery_id)
-            student = delivery.student
-            checklist = Checklist.objects.filter(campaign_id=delivery.campaign_id, student=student).first()
-            if checklist is None or checklist.state not in UNFINISHED:
-                _finish(delivery_id, moment, status=Delivery.Status.SKIPPED, last_error=_("已完成核对，无需提醒"))
-                counts["skipped"] += 1
-                continue
-            if not student.email:
-                _finish(delivery_id, moment, status=Delivery.Status.SKIPPED, last_error=_("没有电子邮箱"))
-                counts["skipped"] += 1
-                continue
-            try:
-                if connection is None:
-                    connection = mail.get_connection(timeout=settings.EMAIL_TIMEOUT or SMTP_TIMEOUT)
-                    # Opened here, the connection serves the whole chunk; left to send()
-                    # it would be opened and closed for every message.
-                    connection.open()
-                _message(delivery, checklist, connection).send()
-            except (smtplib.SMTPException, OSError) as exc:
-                _close(connection)  # a refused or broken connection is not reused
-                connection = None
-                outcome = _failed(delivery, exc, moment)
-                counts[outcome] += 1
-                continue
-            _finish(delivery_id, moment, status=Delivery.Status.SENT, sent_at=timezone.now(), last_error="")
-            counts["sent"] += 1
-    finally:
-        if connection is not None:
-            _close(connection)
-    return counts
-
-
-def _failed(delivery: Delivery, exc: Exception, now) -> str:
-    reason = f"{type(exc).__name__}: {exc}"[:500]
-    if delivery.attempts >= MAX_ATTEMPTS:
-        _finish(delivery.pk, now, status=Delivery.Status.FAILED, last_error=reason)
-        logger.warning("reminder delivery %s failed for good: %s", delivery.pk, reason)
-        return "failed"
-    wait = BACKOFF[min(delivery.attempts - 1, len(BACKOFF) - 1)]
-    _finish(delivery.pk, now, status=Delivery.Status.PENDING, next_attempt_at=now + wait, last_error=reason)
-    return "retry"
-
-
-def _message(delivery: Delivery, checklist: Checklist, connection) -> mail.EmailMessage:
-    campaign, student = delivery.campaign, delivery.student
-    context = {
-        "student": student,
-        "campaign": campaign,
-        "checklist": checklist,
-        "url": settings.PORTAL_URL.rstrip("/") + f"/check/{campaign.pk}/",
-    }
-    subject = _("【学籍核对】请在 %(deadline)s 前完成学籍信息核对") % {
-        "deadline": dateformat.format(timezone.localtime(campaign.closes_at), _("m月d日 H:i"))
-    }
-    return mail.EmailMessage(
-        subject=subject,
-        body=render_to_string("notices/email/reminder.txt", context),
-        to=[student.email],
-        connection=connection,
-        headers={"Auto-Submitted": "auto-generated"},
-    )
-
-
-def delivery_counts(*, campaign: Campaign) -> dict:
-    from django.db.models import Count
-
-    return dict(Delivery.objects.filter(campaign=campaign).values_list("status").annotate(n=Count("id")).order_by())
+    def fallback(self, row: Delivery, *, now) -> Delivery | None:
+        order = channel_order()
+        following = order[order.index(row.channel) + 1 :] if row.channel in order else []
+        if not following:
+            return None
+        delivery, created = Delivery.objects.get_or_create(
+            campaign_id=row.campaign_id,
+            stage_id=row.stage_id,
+            student_id=row.student_id,
+            channel=following[0],
+            defaults={"next_attempt_at": now + outbox.lease(), "created_at": now},
+        )
+        return delivery if created else None

@@ -14,12 +14,30 @@ import time
 import urllib.parse
 import urllib.request
 
+from students.crypto import keyed_hash
+
 TIMEOUT = 10
 PER_MINUTE = 20  # what both WeCom and DingTalk robots accept
 
 
 class RobotError(Exception):
     pass
+
+
+def recipient_key(url: str) -> str:
+    """What the outbox records as a robot's recipient: a keyed hash, never the URL (it holds the token)."""
+    return "robot:" + keyed_hash(url)
+
+
+def url_masked(url: str) -> str:
+    """The robot's address without its token, for pages: ``https://host/path?access_token=abc•••••••``."""
+    if not url:
+        return ""
+    parts = urllib.parse.urlsplit(url)
+    query = "&".join(
+        f"{name}={value[:3]}{'•' * 8}" for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")) + (f"?{query}" if query else "")
 
 
 def signed_url(url: str, secret: str, *, now_ms: int | None = None) -> str:

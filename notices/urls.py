@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import signin, views, webhook_views
 
 app_name = "notices"
 
@@ -26,6 +26,10 @@ urlpatterns = [
     path("classes/<int:class_id>/remind/", views.remind_now, name="remind_now"),
     path("digests/", views.digest_list, name="digest_list"),
     path("digests/<int:digest_id>/", views.digest_download, name="digest_download"),
+    path("webhooks/", webhook_views.webhook_list, name="webhook_list"),
+    path("webhooks/<int:endpoint_id>/deactivate/", webhook_views.webhook_deactivate, name="webhook_deactivate"),
+    path("signin/<str:platform>/", signin.start, name="campus_signin"),
+    path("signin/<str:platform>/callback/", signin.callback, name="campus_signin_callback"),
     path("channels/", views.channel_list, name="channel_list"),
     path("channels/<int:department_id>/", views.channel_edit, name="channel_edit"),
 ]

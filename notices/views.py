@@ -1,9 +1,9 @@
-"""Notices, help centre, messages, reminder and digest pages.  Thin: each calls notices.services."""
+"""Notices, help centre, messages, reminder and digest pages.  Thin: reads from notices.selectors, writes through notices.services."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -12,18 +12,17 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from students.audit import access_log
-from students.models import AccessEvent, Department, Student
+from students.downloads import private_file_response
+from students.models import AccessEvent, Department
 from students.permissions import (
+    capability_required,
     classes_for,
-    is_registrar,
-    is_staff_member,
+    has_capability,
     own_student,
-    registrar_required,
-    staff_required,
 )
 from verification.models import Campaign
 
-from . import markup, services
+from . import markup, selectors, services
 from .forms import (
     AttachmentForm,
     DeliveryFilterForm,
@@ -35,18 +34,6 @@ from .forms import (
 )
 from .models import DepartmentChannel, Digest, HelpArticle, Notice, NoticeAttachment, ReminderStage
 
-
-def _private_file(path, *, filename, content_type):
-    """A stored file as a download that no browser renders or caches."""
-    if not path.is_file():
-        raise Http404
-    response = FileResponse(open(path, "rb"), as_attachment=True, filename=filename, content_type=content_type)
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response["Cache-Control"] = "private, no-store"
-    return response
-
-
 # ---------------------------------------------------------------------------
 # Notices
 # ---------------------------------------------------------------------------
@@ -55,16 +42,16 @@ def _private_file(path, *, filename, content_type):
 @never_cache
 @login_required
 def notice_list(request):
-    if is_staff_member(request.user):
-        return render(request, "notices/notice_list.html", {"notices": services.notices_for_staff(user=request.user)})
+    if has_capability(request.user, "workspace.use"):
+        return render(request, "notices/notice_list.html", {"notices": selectors.notices_for_staff(user=request.user)})
     student = own_student(request.user)
-    notices = services.notices_with_read_flag(student=student, user=request.user) if student else []
+    notices = selectors.notices_with_read_flag(student=student, user=request.user) if student else []
     return render(request, "notices/notice_list.html", {"notices": notices, "for_student": True})
 
 
 def _notice_or_404(request, notice_id) -> Notice:
     try:
-        return services.notice_for_viewer(user=request.user, notice_id=notice_id)
+        return selectors.notice_for_viewer(user=request.user, notice_id=notice_id)
     except Notice.DoesNotExist:
         raise Http404 from None
 
@@ -83,7 +70,7 @@ def notice_detail(request, notice_id):
 
 
 @never_cache
-@registrar_required
+@capability_required("notice.edit")
 def notice_edit(request, notice_id=None):
     notice = get_object_or_404(Notice, pk=notice_id) if notice_id else None
     form = NoticeForm(request.POST or None, instance=notice)
@@ -109,7 +96,7 @@ def notice_edit(request, notice_id=None):
 
 
 @require_POST
-@registrar_required
+@capability_required("notice.edit")
 def notice_publish(request, notice_id):
     notice = get_object_or_404(Notice, pk=notice_id)
     services.notice_publish(notice=notice)
@@ -118,7 +105,7 @@ def notice_publish(request, notice_id):
 
 
 @require_POST
-@registrar_required
+@capability_required("notice.edit")
 def notice_unpublish(request, notice_id):
     notice = get_object_or_404(Notice, pk=notice_id)
     services.notice_unpublish(notice=notice)
@@ -127,10 +114,10 @@ def notice_unpublish(request, notice_id):
 
 
 @never_cache
-@staff_required
+@capability_required("notice.view_stats")
 def notice_stats(request, notice_id):
     notice = _notice_or_404(request, notice_id)
-    departments = services.notice_read_rates(notice=notice, group="department", viewer=request.user)
+    departments = selectors.notice_read_rates(notice=notice, group="department", viewer=request.user)
     total = sum(row["total"] for row in departments)
     read = sum(row["read"] for row in departments)
     return render(
@@ -139,7 +126,7 @@ def notice_stats(request, notice_id):
         {
             "notice": notice,
             "departments": departments,
-            "classes": services.notice_read_rates(notice=notice, group="class", viewer=request.user),
+            "classes": selectors.notice_read_rates(notice=notice, group="class", viewer=request.user),
             "total": total,
             "read": read,
             "rate": read / total if total else 0,
@@ -148,7 +135,7 @@ def notice_stats(request, notice_id):
 
 
 @require_POST
-@registrar_required
+@capability_required("notice.edit")
 def attachment_upload(request, notice_id):
     notice = get_object_or_404(Notice, pk=notice_id)
     form = AttachmentForm(request.POST, request.FILES)
@@ -167,7 +154,7 @@ def attachment_upload(request, notice_id):
 
 
 @require_POST
-@registrar_required
+@capability_required("notice.edit")
 def attachment_delete(request, attachment_id):
     attachment = get_object_or_404(NoticeAttachment, pk=attachment_id)
     services.attachment_delete(attachment=attachment)
@@ -179,11 +166,11 @@ def attachment_delete(request, attachment_id):
 @login_required
 def attachment_download(request, attachment_id):
     try:
-        attachment = services.attachment_for_viewer(user=request.user, attachment_id=attachment_id)
+        attachment = selectors.attachment_for_viewer(user=request.user, attachment_id=attachment_id)
     except NoticeAttachment.DoesNotExist:
         raise Http404 from None
-    return _private_file(
-        services.attachment_path(attachment), filename=attachment.original_name, content_type=attachment.content_type
+    return private_file_response(
+        selectors.attachment_path(attachment), filename=attachment.original_name, content_type=attachment.content_type
     )
 
 
@@ -198,7 +185,11 @@ def help_index(request):
     return render(
         request,
         "notices/help_index.html",
-        {"articles": services.help_search(query=query), "query": query, "can_edit": is_registrar(request.user)},
+        {
+            "articles": selectors.help_search(query=query),
+            "query": query,
+            "can_edit": has_capability(request.user, "notice.edit"),
+        },
     )
 
 
@@ -208,11 +199,15 @@ def help_article(request, slug):
     return render(
         request,
         "notices/help_article.html",
-        {"article": article, "body": markup.render(article.body), "can_edit": is_registrar(request.user)},
+        {
+            "article": article,
+            "body": markup.render(article.body),
+            "can_edit": has_capability(request.user, "notice.edit"),
+        },
     )
 
 
-@registrar_required
+@capability_required("notice.edit")
 def help_edit(request, slug=None):
     article = get_object_or_404(HelpArticle, slug=slug) if slug else None
     form = HelpArticleForm(request.POST or None, instance=article)
@@ -231,7 +226,7 @@ def help_edit(request, slug=None):
 @never_cache
 @login_required
 def message_list(request):
-    page = Paginator(services.messages_for(user=request.user), 50).get_page(request.GET.get("page"))
+    page = Paginator(selectors.messages_for(user=request.user), 50).get_page(request.GET.get("page"))
     # Read into memory first: this visit still marks them new, the badge already counts them read.
     page.object_list = list(page.object_list)
     services.messages_mark_read(user=request.user)
@@ -244,7 +239,7 @@ def message_list(request):
 
 
 @never_cache
-@registrar_required
+@capability_required("reminder.manage")
 def reminder_plan(request, campaign_id):
     campaign = get_object_or_404(Campaign, pk=campaign_id)
     form = StageAddForm(request.POST or None)
@@ -261,12 +256,12 @@ def reminder_plan(request, campaign_id):
     return render(
         request,
         "notices/reminder_plan.html",
-        {"campaign": campaign, "stages": services.reminder_plan(campaign=campaign), "form": form},
+        {"campaign": campaign, "stages": selectors.reminder_plan(campaign=campaign), "form": form},
     )
 
 
 @require_POST
-@registrar_required
+@capability_required("reminder.manage")
 def reminder_stage_remove(request, stage_id):
     stage = get_object_or_404(ReminderStage, pk=stage_id)
     if services.reminder_stage_remove(stage=stage):
@@ -277,13 +272,13 @@ def reminder_stage_remove(request, stage_id):
 
 
 @never_cache
-@registrar_required
+@capability_required("reminder.manage")
 def delivery_log(request, campaign_id):
     campaign = get_object_or_404(Campaign, pk=campaign_id)
     stages = list(campaign.reminder_stages.filter(dispatched_at__isnull=False))
     form = DeliveryFilterForm(request.GET or None, stages=stages)
     filters = form.cleaned_data if form.is_valid() else {}
-    rows = services.delivery_log(
+    rows = selectors.delivery_log(
         campaign=campaign,
         status=filters.get("status") or "",
         stage_id=filters.get("stage"),
@@ -297,7 +292,7 @@ def delivery_log(request, campaign_id):
         "notices/delivery_log.html",
         {
             "campaign": campaign,
-            "summary": services.delivery_summary(campaign=campaign),
+            "summary": selectors.delivery_summary(campaign=campaign),
             "form": form,
             "page": page,
             "query": query.urlencode(),
@@ -306,7 +301,7 @@ def delivery_log(request, campaign_id):
 
 
 @require_POST
-@staff_required
+@capability_required("reminder.remind_class")
 def remind_now(request, class_id):
     class_group = get_object_or_404(classes_for(request.user), pk=class_id)
     form = RemindNowForm(request.POST)
@@ -325,16 +320,14 @@ def remind_now(request, class_id):
             student_ids=None if whole_class else form.cleaned_data["students"],
             request_key=form.cleaned_data["request_key"],
         )
-    except Student.DoesNotExist:
-        raise Http404 from None
     except services.NoticeError as exc:
         messages.error(request, str(exc))
         return redirect(back)
     if created:
-        n = stage.deliveries.count()
+        n = stage.deliveries.values("student_id").distinct().count()  # one per student, whatever the channels
         sent = ngettext("已向 %(n)s 名未完成核对的同学发送提醒邮件。", "已向 %(n)s 名未完成核对的同学发送提醒邮件。", n)
         messages.success(request, sent % {"n": n})
-        without_email = stage.deliveries.filter(student__email="").count()
+        without_email = stage.deliveries.filter(student__email="").values("student_id").distinct().count()
         if without_email:
             message = ngettext(
                 "其中 %(n)s 人没有登记电子邮箱，收不到邮件，请另行通知。",
@@ -353,17 +346,17 @@ def remind_now(request, class_id):
 
 
 @never_cache
-@staff_required
+@capability_required("digest.view")
 def digest_list(request):
-    page = Paginator(services.digests_for(user=request.user), 50).get_page(request.GET.get("page"))
+    page = Paginator(selectors.digests_for(user=request.user), 50).get_page(request.GET.get("page"))
     return render(request, "notices/digest_list.html", {"page": page})
 
 
 @never_cache
-@staff_required
+@capability_required("digest.view")
 def digest_download(request, digest_id):
     try:
-        digest = services.digest_for_viewer(user=request.user, digest_id=digest_id)
+        digest = selectors.digest_for_viewer(user=request.user, digest_id=digest_id)
     except Digest.DoesNotExist:
         raise Http404 from None
     prefix = _("未完成核对名单")  # outside the f-string, where makemessages finds it
@@ -373,46 +366,41 @@ def digest_download(request, digest_id):
         target=f"{digest.department.name} {digest.day:%Y-%m-%d}",
         rows=digest.row_count,
     )
-    return _private_file(
-        services.digest_file(digest),
+    return private_file_response(
+        selectors.digest_file(digest),
         filename=f"{prefix}-{digest.department.name}-{digest.day:%Y%m%d}.xlsx",
         content_type=services.XLSX,
     )
 
 
 @never_cache
-@registrar_required
+@capability_required("reminder.manage")
 def channel_list(request):
     return render(
         request,
         "notices/channel_list.html",
-        {
-            "rows": [
-                (department, channel, services.secret_masked(channel.signing_secret) if channel else "")
-                for department, channel in services.channels_overview()
-            ]
-        },
+        {"rows": selectors.channels_overview()},
     )
 
 
 @never_cache
-@registrar_required
+@capability_required("reminder.manage")
 def channel_edit(request, department_id):
     department = get_object_or_404(Department, pk=department_id)
     channel = DepartmentChannel.objects.filter(department=department).first()
-    initial = {"robot": channel.robot, "webhook_url": channel.webhook_url} if channel else {}
-    form = DepartmentChannelForm(request.POST or None, initial=initial)
+    saved_robot = channel.robot if channel and channel.webhook_url else ""
+    # The saved address is not put back into the form: it holds the robot's token.
+    form = DepartmentChannelForm(request.POST or None, initial={"robot": saved_robot}, saved_robot=saved_robot)
     if request.method == "POST" and form.is_valid():
-        services.channel_save(department=department, **form.cleaned_data)
-        messages.success(request, _("已保存%(department)s的群机器人设置。") % {"department": department.name})
-        return redirect("notices:channel_edit", department_id=department.pk)
+        try:
+            services.channel_save(department=department, **form.cleaned_data)
+        except services.NoticeError as exc:
+            form.add_error("webhook_url", str(exc))
+        else:
+            messages.success(request, _("已保存%(department)s的群机器人设置。") % {"department": department.name})
+            return redirect("notices:channel_edit", department_id=department.pk)
     return render(
         request,
         "notices/channel_form.html",
-        {
-            "department": department,
-            "form": form,
-            "channel": channel,
-            "secret": services.secret_masked(channel.signing_secret) if channel else "",
-        },
+        {"department": department, "form": form, "channel": channel, "saved": selectors.channel_masked(channel)},
     )

@@ -1,5 +1,8 @@
+from auditlog.middleware import AuditlogMiddleware as BaseAuditlogMiddleware
 from django.conf import settings
 from django.utils import translation
+
+from students.network import client_ip
 
 
 class PortalLanguageMiddleware:
@@ -23,3 +26,11 @@ class PortalLanguageMiddleware:
         response.headers.setdefault("Content-Language", language)
         response.headers.setdefault("Vary", "Cookie")
         return response
+
+
+class AuditlogMiddleware(BaseAuditlogMiddleware):
+    """django-auditlog records the same client address as the access log and the sign-in lockout."""
+
+    @staticmethod
+    def _get_remote_addr(request):
+        return None if getattr(settings, "AUDITLOG_DISABLE_REMOTE_ADDR", False) else client_ip(request)

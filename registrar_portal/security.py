@@ -22,9 +22,9 @@ SEEN = "_last_seen"
 
 def is_staff_account(user) -> bool:
     """Registrar staff, administrators (superusers whatever their role) and department secretaries."""
-    from students.permissions import is_staff_member
+    from students.permissions import has_capability
 
-    return is_staff_member(user)
+    return has_capability(user, "workspace.use")
 
 
 def _limits(user) -> tuple[int, int]:
@@ -60,9 +60,9 @@ class SessionPolicyMiddleware:
 
 def second_factor_required(user) -> bool:
     """Registrar staff must enrol a TOTP device when REQUIRE_2FA_FOR_REGISTRAR is on."""
-    from students.permissions import is_registrar
+    from students.permissions import has_capability
 
-    return bool(settings.REQUIRE_2FA_FOR_REGISTRAR) and is_registrar(user)
+    return bool(settings.REQUIRE_2FA_FOR_REGISTRAR) and has_capability(user, "account.second_factor")
 
 
 class SecondFactorMiddleware:
@@ -142,7 +142,9 @@ class NoStoreMiddleware:
         response = self.get_response(request)
         user = getattr(request, "user", None)
         static = "/" + settings.STATIC_URL.lstrip("/")
-        if user is not None and user.is_authenticated and not request.path.startswith(static):
+        # A photo may stay in the browser's private cache for a while (students.photos.views).
+        private_ok = getattr(response, "private_cache_ok", False)
+        if user is not None and user.is_authenticated and not request.path.startswith(static) and not private_ok:
             patch_cache_control(response, no_store=True, private=True)
         return response
 

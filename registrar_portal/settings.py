@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_cas_ng",
+    "ninja",  # the REST API (verification/api.py); serves its docs' static files locally
     "students",
     "verification",
     "notices",
@@ -61,7 +62,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    "auditlog.middleware.AuditlogMiddleware",
+    # django-auditlog's middleware with our client address (it trusts the leftmost X-Forwarded-For).
+    "registrar_portal.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # After messages: an expired session says why it ended.
     "registrar_portal.security.SessionPolicyMiddleware",
@@ -94,6 +96,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "students.context_processors.portal",
                 "notices.context_processors.unread",
+                "registrar_portal.navigation.navigation",
             ],
         },
     },
@@ -107,7 +110,7 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A new PostgreSQL connection costs ~5 ms; keeping them is worth 6x on every
-    # page (shared/PERFORMANCE.md).
+    # page (docs/performance.md §2).
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=600))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -132,6 +135,8 @@ CAS_REDIRECT_URL = "/"
 CAS_LOGIN_MSG = None
 CAS_LOGGED_MSG = None
 AUTHENTICATION_BACKENDS.append("students.accounts.cas.CampusCASBackend")  # inert without CAS_SERVER_URL
+# Sign-in from the campus WeCom / DingTalk app (notices/signin.py); inert until the school configures the app.
+AUTHENTICATION_BACKENDS.append("notices.signin.CampusAppBackend")
 # Lock a username only from the address that failed: a dormitory behind one NAT
 # address must not be locked out by one person.  The lock lifts after a cool-off.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -141,11 +146,26 @@ AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
 AXES_USERNAME_FORM_FIELD = "username"
-# Behind nginx, the client address is the last X-Forwarded-For hop added by it.
-AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None
-AXES_IPWARE_META_PRECEDENCE_ORDER = (
-    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
-)
+# Attempts made while locked neither extend the lock nor count towards the caps below.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Every failure is kept (per username, for the caps below; pruned after SIGNIN_FAILURE_LOG_DAYS).
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# Adds the per-address and per-username caps (students/accounts/lockout.py).
+AXES_HANDLER = "students.accounts.lockout.LockoutHandler"
+# axes keeps the failed request's form data: never the claim secret, a name, a code or a password.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "name", "id_suffix", "token", "password1", "password2"]
+# One client address for axes, the access log, exports and the audit log (students/network.py).
+# TRUSTED_PROXY_COUNT = reverse proxies of ours in front of Django (docs/deploy.md "Client addresses");
+# AXES_PROXY_COUNT is the older name of the same setting.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=env.int("AXES_PROXY_COUNT", default=0))
+AXES_CLIENT_IP_CALLABLE = "students.network.client_ip"
+# Failures from one address across all usernames within the cool-off (a dormitory NAT shares one address).
+SIGNIN_ADDRESS_FAILURE_LIMIT = env.int("SIGNIN_ADDRESS_FAILURE_LIMIT", default=30)
+# Failures for one username across all addresses within the window: a slower, longer lock against a
+# distributed guesser of the claim secret; registrar staff see an entry in the access log.
+SIGNIN_USERNAME_FAILURE_LIMIT = env.int("SIGNIN_USERNAME_FAILURE_LIMIT", default=20)
+SIGNIN_USERNAME_WINDOW_HOURS = env.float("SIGNIN_USERNAME_WINDOW_HOURS", default=24)
+SIGNIN_FAILURE_LOG_DAYS = 30
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -158,7 +178,9 @@ AUTH_PASSWORD_VALIDATORS = [
 # ------------------------------------------------------------------------------
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", _("简体中文")), ("en", _("English"))]
-LOCALE_PATHS = [BASE_DIR / "locale"]
+# The portal's English catalogue first; then Chinese overrides of Django's own messages (full-width colon
+# after form labels, a password message Django's catalogue lacks): registrar_portal/django_zh/.
+LOCALE_PATHS = [BASE_DIR / "locale", BASE_DIR / "registrar_portal" / "django_zh"]
 TIME_ZONE = env.str("TIME_ZONE", default="Asia/Shanghai")
 USE_I18N = True
 USE_TZ = True
@@ -209,6 +231,8 @@ CELERY_BEAT_SCHEDULE = {
     "campaigns-close-due": {"task": "verification.tasks.campaigns_close_due", "schedule": 300.0},
     "reminders-dispatch-due": {"task": "notices.tasks.reminders_dispatch_due", "schedule": 120.0},
     "digests-build-due": {"task": "notices.tasks.digests_build_due", "schedule": 300.0},
+    # Retries, rate-deferred posts, sends lost with a worker or refused by a broker that was down.
+    "outbox-requeue-due": {"task": "notices.tasks.outbox_requeue_due", "schedule": 60.0},
     "exports-purge-expired": {"task": "verification.tasks.exports_purge_expired", "schedule": 3600.0},
     "retention-purge": {"task": "verification.tasks.retention_purge", "schedule": 6 * 3600.0},
 }
@@ -219,11 +243,19 @@ CELERY_BEAT_SCHEDULE = {
 SCHOOL_NAME = env.str("SCHOOL_NAME", default="示范大学")
 SCHOOL_CODE = env.str("SCHOOL_CODE", default="19999")
 # Provinces differ on which corrections need provincial approval
-# (shared/DOMAIN.md §6.2); CHSI codes listed here override the registry's default.
+# (docs/domain.md §6.2); CHSI codes listed here override the registry's default.
 ROLL_PROVINCE_APPROVAL_FIELDS = env.list("ROLL_PROVINCE_APPROVAL_FIELDS", default=[])
 PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000")
-# How long a reminder send may stay claimed before it counts as lost (a killed worker).
+# How long an outbox send (reminder, digest, robot post) may stay claimed before it counts as lost (a killed worker).
 REMINDER_LEASE_SECONDS = env.int("REMINDER_LEASE_SECONDS", default=600)
+# The channels a reminder tries, in order (notices/outbox.py): the next one when a channel cannot reach a student.
+# The registrar's 提醒渠道 page (notices.ChannelConfig) overrides it once a channel is enabled there.  The embedded
+# setup (DEBUG, or no EMAIL_URL) ends with "console", which writes reminders to the log: nobody is unreachable.
+REMINDER_CHANNELS = env.list(
+    "REMINDER_CHANNELS", default=["email", "console"] if DEBUG or not env.str("EMAIL_URL", default="") else ["email"]
+)
+# No SMS in these hours (school time, HH:MM-HH:MM) unless the registrar allows it; "" sends at any hour.
+SMS_QUIET_HOURS = env.str("SMS_QUIET_HOURS", default="22:00-08:00")
 # When department digests go out each morning (local time, HH:MM).
 DIGEST_TIME = env.str("DIGEST_TIME", default="07:30")
 ROSTER_MAX_ROWS = env.int("ROSTER_MAX_ROWS", default=200_000)

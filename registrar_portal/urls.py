@@ -1,11 +1,13 @@
 from django.contrib import admin
 from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
 
 from registrar_portal.health import health
-from students.views import home
+from registrar_portal.views import home
 from verification import urls as verification_urls
+from verification.api import api
 from verification.views import workspace as workspace_views
 
 
@@ -16,6 +18,11 @@ class FaviconView(RedirectView):
         # Resolved per request: the hashed static name exists only after collectstatic.
         return static("favicon.svg")
 
+
+# The admin speaks as the portal does, not as "Django 管理" (it is linked under 系统 for superusers).
+admin.site.site_header = _("学籍核对 · 管理后台")
+admin.site.site_title = _("学籍核对管理后台")
+admin.site.index_title = _("数据管理")
 
 urlpatterns = [
     path("", home, name="home"),
@@ -29,5 +36,6 @@ urlpatterns = [
     path("", include((verification_urls.student_patterns, "verification"))),
     path("workspace/", include((verification_urls.workspace_patterns, "workspace"))),
     path("p/<str:token>/", workspace_views.progress_public, name="class_progress_public"),
+    path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -13,11 +13,13 @@ class StudentsConfig(AppConfig):
         from registrar_portal import security  # noqa: F401  (connects the session signals)
 
         portal_logging.install_record_factory()
+        from . import fields as roll_fields
         from .models import Student
 
+        # The registry names the sensitive fields; the phone number is masked the same way.
         auditlog.register(
             Student,
             exclude_fields=["id_number_hash", "version", "created_at", "updated_at"],
-            mask_fields=["id_number", "phone"],
+            mask_fields=[*roll_fields.sensitive_keys(), "phone"],
             mask_callable="students.idnumbers.mask",
         )

@@ -1,11 +1,9 @@
 """Writing the access log (students.models.AccessEvent)."""
 
 from .models import AccessEvent
+from .network import client_ip
 
-
-def client_ip(request) -> str | None:
-    # Axes resolves the client address once per request (X-Forwarded-For behind the proxy).
-    return getattr(request, "axes_ip_address", None) or request.META.get("REMOTE_ADDR") or None
+__all__ = ["access_log", "client_ip"]
 
 
 def access_log(request, action: str, *, student=None, target: str = "", detail: str = "", rows=None) -> AccessEvent:

@@ -10,4 +10,6 @@ def portal(request):
         "cas_enabled": bool(settings.CAS_SERVER_URL),
         "is_registrar": permissions.is_registrar(user),
         "is_secretary": permissions.is_secretary(user),
+        # What the user may do, for links and buttons: {% if "notice.edit" in can %}.
+        "can": permissions.UserCapabilities(user),
     }

@@ -95,3 +95,32 @@ class KeyedHashField(models.CharField):
         value = keyed_hash(getattr(model_instance, self.source) or "")
         setattr(model_instance, self.attname, value)
         return value
+
+
+class _MasksIdNumbers:
+    """Free text (a student's explanation, a return reason, a file name) may quote an ID
+    number; it is written masked, whatever code path writes it (save, bulk_create, update)."""
+
+    def pre_save(self, model_instance, add):
+        # The saved object holds the masked text too, so its str() (the admin's history) matches the row.
+        from registrar_portal.logging import mask_text
+
+        value = super().pre_save(model_instance, add)
+        if isinstance(value, str) and value:
+            value = mask_text(value)
+            setattr(model_instance, self.attname, value)
+        return value
+
+    def get_prep_value(self, value):
+        from registrar_portal.logging import mask_text
+
+        value = super().get_prep_value(value)
+        return mask_text(value) if isinstance(value, str) and value else value
+
+
+class IdMaskedTextField(_MasksIdNumbers, models.TextField):
+    pass
+
+
+class IdMaskedCharField(_MasksIdNumbers, models.CharField):
+    pass

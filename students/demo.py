@@ -132,7 +132,7 @@ def roster_headers() -> list[str]:
 
 
 def write_roster_xlsx(rows: list[dict], path) -> None:
-    """Write rows with shared strings, as Excel saves files (shared/PERFORMANCE.md)."""
+    """Write rows with shared strings, as Excel saves files (docs/performance.md §2)."""
     import xlsxwriter
 
     headers = roster_headers()

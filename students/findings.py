@@ -1,4 +1,4 @@
-"""Data-quality findings on one roll record (shared/DOMAIN.md §4.2).
+"""Data-quality findings on one roll record (docs/domain.md §4.2).
 
 Findings never stop an import: CHSI may itself hold the wrong value, and the
 student is the one who can tell.  They are stored for registrar staff and
@@ -82,7 +82,7 @@ def record_findings(values: dict, *, today: datetime.date | None = None) -> list
         found.append(Finding("CSRQ", "birth_date_future", _("出生日期 %(date)s 在未来") % {"date": _iso(birth_date)}))
 
     ethnicity = values.get("ethnicity") or ""
-    # 港澳台 students record their home region in 民族 (DOMAIN.md §4.4).
+    # 港澳台 students record their home region in 民族 (docs/domain.md §4.4).
     if ethnicity and kind not in (IdType.HKMO_PERMIT, IdType.TW_PERMIT, IdType.HKMO_PASS, IdType.TW_PASS):
         if not normalize.is_known_ethnicity(ethnicity):
             found.append(

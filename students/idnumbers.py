@@ -1,4 +1,4 @@
-"""Checks on 证件号码, per 证件类型 (shared/DOMAIN.md §4).
+"""Checks on 证件号码, per 证件类型 (docs/domain.md §4).
 
 python-stdnum's ``cn.ric`` computes the MOD 11-2 check digit and reads the
 birth date, but rejects the 810000/820000/830000 residence permits (no county
@@ -142,3 +142,17 @@ def check_id_number(number: str, id_type: str, *, today: datetime.date | None = 
     elif born > today:
         problems.append(IdProblem("id_birth_date_future", str(_("身份证号码中的出生日期在未来"))))
     return problems
+
+
+_IDENTIFIER = re.compile(r"^[0-9A-Za-z]{5,20}$")
+
+
+def mask_value(text: str) -> str:
+    """A value whose field is not known (the audit trail's diff of a flag): masked if it looks
+    like an identifier (any 证件号码 format), else with any ID number inside it masked."""
+    from registrar_portal.logging import mask_text
+
+    text = text or ""
+    if _IDENTIFIER.match(text) and any(ch.isdigit() for ch in text):
+        return mask(text)
+    return mask_text(text)

@@ -4,8 +4,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import idnumbers
-from .crypto import EncryptedTextField, KeyedHashField
+from . import fields as roll_fields
+from .crypto import EncryptedTextField, IdMaskedCharField, KeyedHashField
 from .idnumbers import IdType
 
 
@@ -104,7 +104,7 @@ class ClassGroup(models.Model):
 
 
 class Student(models.Model):
-    """A student's roll record exactly as CHSI holds it (shared/DOMAIN.md §2.2).
+    """A student's roll record exactly as CHSI holds it (docs/domain.md §2).
 
     Field names are the keys of ``students.fields.ROLL_FIELDS``; identifiers are
     text, and sizes are generous so that no real value is ever truncated.
@@ -162,6 +162,9 @@ class Student(models.Model):
     # Bumped by every import that changes the record, so a form opened on an
     # older version can be refused instead of applied to changed data.
     version = models.PositiveIntegerField(default=1)
+    # A digest of the roster row this record was last imported from: a re-import
+    # of an unchanged row is recognised without normalising it again.
+    row_fingerprint = models.CharField(max_length=32, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -183,12 +186,24 @@ class Student(models.Model):
 
     @property
     def masked_id_number(self) -> str:
-        return idnumbers.mask(self.id_number)
+        return roll_fields.BY_KEY["id_number"].display(self.id_number, masked=True)
 
     @property
     def card_heading(self) -> str:
         """CHSI's card heading: 层次-学校名称-专业."""
         return "-".join(part for part in (self.level, self.school_name, self.major_name) if part)
+
+    # Photos read like fields (students.fields.PHOTO_FIELDS); a prefetch of ``photos`` saves the queries.
+    def photo_of(self, kind: str):
+        return next((photo for photo in self.photos.all() if photo.kind == kind), None)
+
+    @property
+    def admission_photo(self):
+        return self.photo_of("admission")
+
+    @property
+    def graduation_photo(self):
+        return self.photo_of("graduation")
 
 
 class RosterImport(models.Model):
@@ -200,6 +215,8 @@ class RosterImport(models.Model):
         DRY_RUN = "dry_run", _("试运行")
 
     file_name = models.CharField(_("文件名"), max_length=255)
+    # Empty for CHSI's roster; the name of a second source (RosterSource) otherwise.
+    source = models.CharField(_("来源"), max_length=64, blank=True)
     imported_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("导入人")
     )
@@ -220,11 +237,11 @@ class RosterImport(models.Model):
         verbose_name_plural = _("名单导入")
 
     def __str__(self):
-        return f"{self.file_name} ({self.started_at:%Y-%m-%d %H:%M})"
+        return f"{self.file_name} ({timezone.localtime(self.started_at):%Y-%m-%d %H:%M})"
 
 
 class ImportFinding(models.Model):
-    """A data-quality finding on a record: stored, never blocking (DOMAIN.md §4.2).
+    """A data-quality finding on a record: stored, never blocking (docs/domain.md §4.2).
 
     Findings describe the record as last imported; each import replaces the
     findings of the students it touched.
@@ -276,6 +293,12 @@ class AccessEvent(models.Model):
         EXPORT = "export", _("导出文件")
         ROSTER_IMPORT = "roster.import", _("导入名单")
         DIGEST_DOWNLOAD = "digest.download", _("下载院系日报")
+        SIGNIN_LOCKOUT = "signin.lockout", _("多地址登录失败，账号暂停登录")
+        API_CALL = "api.call", _("接口调用")
+        PHOTO_VIEW = "photo.view", _("查看照片")
+        PASSWORD_RESET = "account.password_reset", _("学生通过身份核验重设密码")
+        ACCOUNT_UNLOCK = "account.unlock", _("解除账号登录锁定")
+        SIGNIN_RESET = "account.signin_reset", _("重置学生登录")
 
     at = models.DateTimeField(_("时间"), default=timezone.now, db_index=True)
     user = models.ForeignKey(
@@ -285,8 +308,9 @@ class AccessEvent(models.Model):
     student = models.ForeignKey(
         Student, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("学生")
     )
-    target = models.CharField(_("对象"), max_length=200, blank=True)
-    detail = models.CharField(_("说明"), max_length=500, blank=True)
+    # Free text (a reveal reason, a file name) is written with any ID number in it masked.
+    target = IdMaskedCharField(_("对象"), max_length=200, blank=True)
+    detail = IdMaskedCharField(_("说明"), max_length=500, blank=True)
     rows = models.PositiveIntegerField(_("行数"), null=True, blank=True)
     ip_address = models.GenericIPAddressField(_("来源地址"), null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
@@ -298,7 +322,7 @@ class AccessEvent(models.Model):
         verbose_name_plural = _("访问日志")
 
     def __str__(self):
-        return f"{self.at:%Y-%m-%d %H:%M} {self.user_id} {self.action}"
+        return f"{timezone.localtime(self.at):%Y-%m-%d %H:%M} {self.user_id} {self.action}"
 
     def save(self, *args, **kwargs):
         if self.pk is not None and not kwargs.get("force_insert"):
@@ -318,4 +342,170 @@ class UserSession(models.Model):
         verbose_name_plural = _("登录会话")
 
     def __str__(self):
-        return f"{self.user_id} {self.created_at:%Y-%m-%d %H:%M}"
+        return f"{self.user_id} {timezone.localtime(self.created_at):%Y-%m-%d %H:%M}"
+
+
+class RosterSource(models.Model):
+    """A second roster from the school's own systems (教务, 学工, 迎新), kept beside CHSI's to compare.
+
+    Importing a file under the same name replaces the source; CHSI records are never touched.
+    """
+
+    name = models.CharField(_("来源名称"), max_length=64, unique=True)
+    file_name = models.CharField(_("文件名"), max_length=255)
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("导入人")
+    )
+    imported_at = models.DateTimeField(_("导入时间"), default=timezone.now)
+    rows = models.PositiveIntegerField(_("记录数"), default=0)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("对照名单")
+        verbose_name_plural = _("对照名单")
+
+    def __str__(self):
+        return self.name
+
+
+class SourceRecord(models.Model):
+    """One student as a second source holds them, normalised exactly as the CHSI import normalises."""
+
+    source = models.ForeignKey(RosterSource, on_delete=models.CASCADE, related_name="records")
+    row = models.PositiveIntegerField(_("行号"))
+    student_number = models.CharField(_("学号"), max_length=32)
+    id_number = EncryptedTextField(_("证件号码"), blank=True)
+    id_number_hash = KeyedHashField(source="id_number", db_index=True)
+    # Field key → stored form (dates as YYYY-MM-DD); the ID number lives only in the encrypted column.
+    values = models.JSONField(_("字段值"), default=dict)
+
+    class Meta:
+        ordering = ["source", "row"]
+        constraints = [models.UniqueConstraint(fields=["source", "student_number"], name="source_student_unique")]
+        verbose_name = _("对照名单记录")
+        verbose_name_plural = _("对照名单记录")
+
+    def __str__(self):
+        return f"{self.source_id}:{self.student_number}"
+
+
+class SourceResolution(models.Model):
+    """The registrar's decision on one difference between CHSI and a second source.
+
+    Keyed by the values compared, so a decision lapses by itself once either side changes.
+    """
+
+    class Decision(models.TextChoices):
+        CHSI_WRONG = "chsi_wrong", _("学信网有误，转入更正")
+        SOURCE_WRONG = "source_wrong", _("学校系统有误，通知业务部门")
+        NO_ACTION = "no_action", _("无需处理")
+
+    source = models.ForeignKey(RosterSource, on_delete=models.CASCADE, related_name="resolutions")
+    student_number = models.CharField(_("学号"), max_length=32)
+    field = models.CharField(_("字段"), max_length=40)
+    # Keyed hashes of the two values: plain values of sensitive fields are never stored here.
+    values_hash = models.CharField(max_length=64)
+    decision = models.CharField(_("处理"), max_length=16, choices=Decision.choices)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(_("处理时间"), default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "student_number", "field"], name="source_resolution_unique")
+        ]
+        verbose_name = _("差异处理")
+        verbose_name_plural = _("差异处理")
+
+    def __str__(self):
+        return f"{self.source_id}:{self.student_number}:{self.field} {self.decision}"
+
+
+class ApiClient(models.Model):
+    """A campus system (教务, 学工, a data platform) calling the REST API with its own token.
+
+    Each client acts through a service account of its own whose role and
+    departments scope it exactly like a person's (registrar = whole school,
+    secretary = some departments), so the API reuses every access rule.
+    Only the token's SHA-256 is stored; the token is shown once.
+    """
+
+    name = models.CharField(_("客户端名称"), max_length=100, unique=True)
+    account = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_client", verbose_name=_("服务账号")
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    token_prefix = models.CharField(_("令牌前缀"), max_length=12)
+    can_write = models.BooleanField(_("可导入名单、更新联系方式"), default=False)
+    can_reveal = models.BooleanField(_("可读取完整证件号码（每次记录日志）"), default=False)
+    rate_per_minute = models.PositiveIntegerField(_("每分钟请求上限"), default=120)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("创建时间"), default=timezone.now)
+    revoked_at = models.DateTimeField(_("停用时间"), null=True, blank=True)
+    last_used_at = models.DateTimeField(_("最近使用"), null=True, blank=True)
+    # A fixed one-minute window counted in the database, so every web worker shares it.
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("接口客户端")
+        verbose_name_plural = _("接口客户端")
+
+    def __str__(self):
+        return self.name
+
+
+class RosterPreset(models.Model):
+    """A saved column mapping for rosters from one source whose headers the portal does not know.
+
+    ``mapping`` maps a header as written (normalised like every header) to a
+    field key, or to "" to ignore that column.
+    """
+
+    name = models.CharField(_("预设名称"), max_length=64, unique=True)
+    mapping = models.JSONField(_("列对应关系"), default=dict)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("列对应预设")
+        verbose_name_plural = _("列对应预设")
+
+    def __str__(self):
+        return self.name
+
+
+class Photo(models.Model):
+    """A student's photo as CHSI holds it: the 录取照片 from admission, the 学历照片 from 图像采集.
+
+    Stored privately like evidence (PRIVATE_ROOT/photos) and only ever served by
+    a permission-checked view (students.photos).
+    """
+
+    class Kind(models.TextChoices):
+        ADMISSION = "admission", _("录取照片")
+        GRADUATION = "graduation", _("学历照片")
+
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="photos")
+    kind = models.CharField(_("类型"), max_length=16, choices=Kind.choices)
+    storage_name = models.CharField(max_length=100, unique=True, editable=False)
+    sha256 = models.CharField(max_length=64)
+    width = models.PositiveIntegerField(_("宽"))
+    height = models.PositiveIntegerField(_("高"))
+    size = models.PositiveIntegerField(_("字节"))
+    imported_at = models.DateTimeField(_("导入时间"), default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["student", "kind"], name="photo_student_kind_unique")]
+        verbose_name = _("照片")
+        verbose_name_plural = _("照片")
+
+    def __str__(self):
+        return f"{self.student_id} {self.kind}"

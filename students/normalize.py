@@ -2,7 +2,7 @@
 
 Real rosters come from Excel in China: full-width digits and letters, stray
 spaces, a lower-case ``x`` in an ID number, dates in three spellings and
-legacy ethnic names (shared/DOMAIN.md §2, §3, §8).  Every function here takes
+legacy ethnic names (docs/domain.md §3, §8).  Every function here takes
 whatever a cell held and returns the canonical text, or raises ``ValueError``
 with a message meant for the person who prepared the file.
 """
@@ -12,7 +12,7 @@ import re
 
 from django.utils.translation import gettext as _
 
-# GB/T 3304-1991, in code order (shared/DOMAIN.md §3.1).
+# GB/T 3304-1991, in code order (docs/domain.md §3.1).
 ETHNIC_GROUPS = (
     "汉族", "蒙古族", "回族", "藏族", "维吾尔族", "苗族", "彝族", "壮族", "布依族", "朝鲜族",
     "满族", "侗族", "瑶族", "白族", "土家族", "哈尼族", "哈萨克族", "傣族", "黎族", "傈僳族",
@@ -25,6 +25,12 @@ ETHNIC_GROUPS = (
 ETHNIC_EXTRA = ("其他", "外国血统中国籍人士")
 ETHNIC_LEGACY = {"崩龙族": "德昂族", "毛难族": "毛南族"}
 _ETHNIC_BY_STEM = {name.removesuffix("族"): name for name in ETHNIC_GROUPS}
+
+# GB/T 4762-1984 codes 01–13 in order, as the short forms CHSI and schools write.
+POLITICAL_SHORT_NAMES = (
+    "中共党员", "中共预备党员", "共青团员", "民革会员", "民盟盟员", "民建会员", "民进会员",
+    "农工党党员", "致公党党员", "九三学社社员", "台盟盟员", "无党派人士", "群众",
+)  # fmt: skip
 
 GENDERS = ("男", "女")
 _GENDER_CODES = {"1": "男", "2": "女", "男性": "男", "女性": "女"}
@@ -120,7 +126,7 @@ def normalise_duration(value) -> str:
 
 def normalise_education_category(value) -> str:
     text = compact(value)
-    # CHSI displayed the category as plain 普通 before 2018 (shared/DOMAIN.md §3.3).
+    # CHSI displayed the category as plain 普通 before 2018 (docs/domain.md §3.3).
     return "普通高等教育" if text == "普通" else text
 
 
@@ -162,5 +168,5 @@ def format_chsi_date(value: datetime.date | None) -> str:
 
 
 def strip_major_brackets(value) -> str:
-    """专业名称 without its bracketed direction: only the name is checked (seed 003)."""
+    """专业名称 without its bracketed direction: only the name is checked (docs/domain.md §8)."""
     return _BRACKETS.sub("", compact(value))

@@ -56,6 +56,265 @@ def classes_for(user) -> QuerySet[ClassGroup]:
     return ClassGroup.objects.filter(department__in=departments_for(user))
 
 
+# ---------------------------------------------------------------------------
+# Capabilities: who may do what
+# ---------------------------------------------------------------------------
+#
+# Each capability is one function of (user, object-or-scope=None).  Called
+# without an object it answers "may this user do this at all" (which buttons,
+# links and actions to offer); with one it also checks that the object is in
+# the user's scope.  Views, services, the flag state machine, exports, notices
+# and the permission matrix test all read ``CAPABILITIES``; nothing else
+# decides who may do what by looking at a role.
+#
+# Objects are recognised by shape, not by class, so that this module does not
+# import verification/ or notices/ (students ← verification ← notices).
+
+
+def _student_id_of(obj):
+    """The student an object belongs to: a Student, a checklist, a flag or evidence of a flag."""
+    if isinstance(obj, Student):
+        return obj.pk
+    for path in ("student_id", "checklist.student_id", "flag.checklist.student_id"):
+        target = obj
+        try:
+            for part in path.split("."):
+                target = getattr(target, part)
+        except AttributeError:
+            continue
+        return target
+    raise TypeError(f"no student behind {obj!r}")
+
+
+def _in_scope(user, obj) -> bool:
+    """``obj`` (a department, class, student or something of a student) is within the user's scope."""
+    if obj is None:
+        return True
+    if is_registrar(user):
+        return True
+    if isinstance(obj, Department):
+        return departments_for(user).filter(pk=obj.pk).exists()
+    if isinstance(obj, ClassGroup):
+        return classes_for(user).filter(pk=obj.pk).exists()
+    return students_for(user).filter(pk=_student_id_of(obj)).exists()
+
+
+def can_use_workspace(user, obj=None) -> bool:
+    """A department or school workspace: dashboards, class pages, the student list, 2FA set-up."""
+    return is_staff_member(user) and _in_scope(user, obj)
+
+
+def can_view_school(user, obj=None) -> bool:
+    """School-wide pages: the school dashboard, data quality findings, the access log."""
+    return is_registrar(user)
+
+
+def can_view_student(user, obj=None) -> bool:
+    """A student's record as staff see it (ID number masked)."""
+    return is_staff_member(user) and _in_scope(user, obj)
+
+
+def can_reveal_id_number(user, obj=None) -> bool:
+    """Show a full ID number (with a reason, logged)."""
+    return is_registrar(user) and _in_scope(user, obj)
+
+
+def can_record_for_student(user, obj=None) -> bool:
+    """Record answers on a student's behalf from a signed paper form (代为登记)."""
+    return is_staff_member(user) and _in_scope(user, obj)
+
+
+def can_import_roster(user, obj=None) -> bool:
+    return is_registrar(user)
+
+
+def can_manage_campaigns(user, obj=None) -> bool:
+    return is_registrar(user)
+
+
+def can_compare_rosters(user, obj=None) -> bool:
+    """Compare CHSI with the school's own roster and decide each difference."""
+    return is_registrar(user)
+
+
+def can_manage_api_clients(user, obj=None) -> bool:
+    """Create and revoke the tokens of campus systems that call the API."""
+    return is_registrar(user)
+
+
+def can_share_class_progress(user, obj=None) -> bool:
+    """Create or revoke a class progress link for the class WeChat group."""
+    return is_staff_member(user) and _in_scope(user, obj)
+
+
+def can_review_flag(user, obj=None) -> bool:
+    """The department step: forward a submitted flag to the registrar or return it to the student."""
+    return is_staff_member(user) and _in_scope(user, obj)
+
+
+def can_correct_flag(user, obj=None) -> bool:
+    """The registrar steps: accept, submit to CHSI, mark corrected, return a forwarded flag."""
+    return is_registrar(user) and _in_scope(user, obj)
+
+
+def can_note_flag(user, obj=None) -> bool:
+    """Add a staff note to a flag's history."""
+    return is_staff_member(user) and _in_scope(user, obj)
+
+
+def can_answer_own(user, obj=None) -> bool:
+    """A student's own steps on their checklist: answer, flag, amend, resubmit, withdraw, ask for help."""
+    student = own_student(user)
+    if student is None:
+        return False
+    return obj is None or _student_id_of(obj) == student.pk
+
+
+def can_export_department_lists(user, obj=None) -> bool:
+    """Class sign-off sheets, the department's error list and unverified list, within the user's scope."""
+    return is_staff_member(user) and _in_scope(user, obj)
+
+
+def can_export_school_lists(user, obj=None) -> bool:
+    """School-wide exports with full values: the CHSI correction list, findings, all campaign records."""
+    return is_registrar(user)
+
+
+def can_export_access_log(user, obj=None) -> bool:
+    """The personal-information access log and the export log, on screen and as a file."""
+    return is_registrar(user)
+
+
+def can_edit_notices(user, obj=None) -> bool:
+    """Write, publish, unpublish notices and their attachments; edit help articles."""
+    return is_registrar(user)
+
+
+def can_view_notice_drafts(user, obj=None) -> bool:
+    """See notices that are not (yet) published."""
+    return is_registrar(user)
+
+
+def can_view_notice_stats(user, obj=None) -> bool:
+    """Read rates of a notice (a secretary's limited to their departments by the selector)."""
+    return is_staff_member(user)
+
+
+def can_manage_reminders(user, obj=None) -> bool:
+    """The reminder plan, the delivery log and the departments' robot channels."""
+    return is_registrar(user)
+
+
+def can_remind_class(user, obj=None) -> bool:
+    """Send a "remind now" to a class's students who are not done."""
+    return is_staff_member(user) and _in_scope(user, obj)
+
+
+def can_view_digests(user, obj=None) -> bool:
+    """The daily digests of one's departments (or the school)."""
+    return is_staff_member(user) and _in_scope(user, obj)
+
+
+def can_manage_tickets(user, obj=None) -> bool:
+    """The help desk: assign students' requests for help, change their status, reply."""
+    return is_registrar(user) and _in_scope(user, obj)
+
+
+def can_view_tickets(user, obj=None) -> bool:
+    """Students' requests for help and their history, read-only (a secretary's limited to their departments)."""
+    return is_staff_member(user) and _in_scope(user, obj)
+
+
+def can_unlock_account(user, obj=None) -> bool:
+    """Unlock a student's locked sign-in, or reset it (the student claims the account again); logged."""
+    return is_registrar(user) and _in_scope(user, obj)
+
+
+def can_extend_checklist(user, obj=None) -> bool:
+    """Give one student an individual extension of the students' deadline (sick, abroad)."""
+    return is_staff_member(user) and _in_scope(user, obj)
+
+
+def can_set_membership(user, obj=None) -> bool:
+    """Exclude a student from a campaign with a reason (休学, 参军入伍 …), restore them, or include one
+    of another cohort (复学, 转入)."""
+    return is_staff_member(user) and _in_scope(user, obj)
+
+
+def can_sign_off_department(user, obj=None) -> bool:
+    """院系确认提交: sign off a department's results of a campaign, with the counts and a remark."""
+    return is_staff_member(user) and _in_scope(user, obj)
+
+
+def can_withdraw_sign_off(user, obj=None) -> bool:
+    """Withdraw a department's sign-off so that it signs off again."""
+    return is_registrar(user)
+
+
+def needs_second_factor(user, obj=None) -> bool:
+    """School-wide access: the account must enrol a TOTP device when REQUIRE_2FA_FOR_REGISTRAR is on."""
+    return is_registrar(user)
+
+
+CAPABILITIES = {
+    "workspace.use": can_use_workspace,
+    "school.view": can_view_school,
+    "student.view": can_view_student,
+    "student.reveal_id_number": can_reveal_id_number,
+    "student.record_for": can_record_for_student,
+    "roster.import": can_import_roster,
+    "campaign.manage": can_manage_campaigns,
+    "roster.compare": can_compare_rosters,
+    "api.manage_clients": can_manage_api_clients,
+    "class.share_progress": can_share_class_progress,
+    "flag.review": can_review_flag,
+    "flag.correct": can_correct_flag,
+    "flag.note": can_note_flag,
+    "checklist.answer_own": can_answer_own,
+    "export.department_lists": can_export_department_lists,
+    "export.school_lists": can_export_school_lists,
+    "export.access_log": can_export_access_log,
+    "notice.edit": can_edit_notices,
+    "notice.view_drafts": can_view_notice_drafts,
+    "notice.view_stats": can_view_notice_stats,
+    "reminder.manage": can_manage_reminders,
+    "reminder.remind_class": can_remind_class,
+    "digest.view": can_view_digests,
+    "ticket.manage": can_manage_tickets,
+    "ticket.view": can_view_tickets,
+    "checklist.extend": can_extend_checklist,
+    "checklist.membership": can_set_membership,
+    "department.sign_off": can_sign_off_department,
+    "department.withdraw_sign_off": can_withdraw_sign_off,
+    "account.second_factor": needs_second_factor,
+    "account.unlock": can_unlock_account,
+}
+
+
+def has_capability(user, name: str, obj=None) -> bool:
+    """May ``user`` do ``name`` (to ``obj``, if given)?  An unknown name is a programming error."""
+    capability = CAPABILITIES[name]
+    if not (getattr(user, "is_authenticated", False) and user.is_active):
+        return False
+    return capability(user, obj)
+
+
+def require_capability(user, name: str, obj=None) -> None:
+    """For services: raise ``NotFound`` (a 404 in views) unless ``user`` may do ``name`` to ``obj``.
+
+    Refused and out of scope look the same as missing, on purpose.
+    """
+    from .errors import NotFound
+
+    if not has_capability(user, name, obj):
+        raise NotFound
+
+
+def capabilities_of(user) -> frozenset[str]:
+    """Every capability the user holds at all (for templates: which sections to show)."""
+    return frozenset(name for name in CAPABILITIES if has_capability(user, name))
+
+
 def get_student_for(user, **lookup) -> Student:
     """One student the user may see, or 404."""
     return get_object_or_404(students_for(user), **lookup)
@@ -113,3 +372,32 @@ def role_required(test):
 
 registrar_required = role_required(is_registrar)
 staff_required = role_required(is_staff_member)
+
+
+class CapabilityRequiredMixin(RoleRequiredMixin):
+    """A class-based view declares ``capability = "name"``; without it, signed-in users get 404."""
+
+    capability: str = ""
+
+    def allowed(self, user) -> bool:
+        return has_capability(user, self.capability)
+
+
+def capability_required(name: str):
+    """A function view declares the capability it needs: ``@capability_required("flag.review")``."""
+    if name not in CAPABILITIES:
+        raise KeyError(name)
+    return role_required(lambda user: has_capability(user, name))
+
+
+class UserCapabilities:
+    """For templates: ``{% if "notice.edit" in can %}``; each name is decided once per request."""
+
+    def __init__(self, user):
+        self.user = user
+        self._answers: dict[str, bool] = {}
+
+    def __contains__(self, name: str) -> bool:
+        if name not in self._answers:
+            self._answers[name] = has_capability(self.user, name)
+        return self._answers[name]

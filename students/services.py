@@ -7,26 +7,28 @@ is a stable interface (README, "Roster import report").
 """
 
 import datetime
+import hashlib
+import io
 import logging
-from collections import ChainMap, defaultdict
+from collections import ChainMap, Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from . import crypto, normalize
+from . import crypto, normalize, signals
 from . import fields as roll_fields
 from .findings import Finding, record_findings
-from .importers import RosterFileError, column_letter, open_roster
-from .models import ClassGroup, Cohort, Department, ImportFinding, Major, RosterImport, Student
+from .importers import RosterFileError, open_roster
+from .models import ClassGroup, Cohort, Department, ImportFinding, Major, RosterImport, RosterPreset, Student
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,9 @@ class ImportReport:
     ignored_columns: list = field(default_factory=list)
     rows: int = 0
     dry_run: bool = False
+    source: str = ""
+    # When no header row was found, the likeliest row's cells (for the column mapping form).
+    header_candidates: list = field(default_factory=list, repr=False)
     roster_import_id: int | None = None
     # student id → {field key: (old, new)} for records whose values changed;
     # the verification app reopens confirmed fields from it.
@@ -83,10 +88,10 @@ def _normalise_email(value) -> str:
     return text
 
 
-def _column_rules(columns: dict[int, str]):
+def _column_rules(table):
     """(index, key, code, normaliser, max_length, is_identifier) per understood column."""
     rules = []
-    for index, key in columns.items():
+    for index, key in table.columns.items():
         model_field = Student._meta.get_field(key)
         if key in roll_fields.BY_KEY:
             roll_field = roll_fields.BY_KEY[key]
@@ -94,6 +99,10 @@ def _column_rules(columns: dict[int, str]):
         else:
             normaliser = _normalise_email if key == "email" else _normalise_phone
             code = roll_fields.code_of(key)
+        decoder = table.decoders.get(index)
+        if decoder:
+            # An admission code column (XBDM 1 → 男) is decoded, then normalised like the text column.
+            normaliser = _decoded(decoder, normaliser)
         rules.append(
             (
                 index,
@@ -107,10 +116,107 @@ def _column_rules(columns: dict[int, str]):
     return rules
 
 
-def _parse_rows(table, report: ImportReport) -> list[tuple[int, dict]]:
-    """Every data row as (row number, normalised values); problems go to ``report.errors``."""
-    rules = _column_rules(table.columns)
-    start_col = table.extra.get("start_col", 0)
+def _decoded(decoder, normaliser):
+    return lambda raw: normaliser(decoder(raw))
+
+
+# Excel keeps 15 significant digits: a longer number typed into a cell has lost its last digits.
+EXCEL_DIGITS = 15
+
+
+def _number_cell(raw, code: str, where: str) -> str:
+    """The digits of an identifier stored as an Excel number, or ``ValueError`` when they cannot be trusted."""
+    if isinstance(raw, float) and not raw.is_integer():
+        raise ValueError(_("%(col)s是带小数的数字，不是编号：请把该列设为文本后重新填写") % {"col": where})
+    digits = str(int(raw))
+    if code == "SFZH":
+        raise ValueError(
+            _(
+                "%(col)s是数字格式：Excel 只保留 15 位有效数字，18 位证件号码的末几位已经丢失，请把该列设为文本后重新填写"
+            )
+            % {"col": where}
+        )
+    if len(digits.lstrip("-")) > EXCEL_DIGITS:
+        raise ValueError(
+            _("%(col)s是数字格式且超过 15 位：Excel 已丢失末几位数字，请把该列设为文本后重新填写") % {"col": where}
+        )
+    return digits
+
+
+def _check_number_cells(number_cells: dict, parsed: list, report: ImportReport):
+    """Identifiers read from number cells: an error where digits are missing, else one warning per column.
+
+    A number cell drops leading zeros (080901 → 80901); where the column's other
+    values are longer, that row has lost digits and is an error.
+    """
+    by_row = dict(parsed) if number_cells else {}
+    for (key, code), cells in number_cells.items():
+        rows = [row for row, _where in cells]
+        numbered = set(rows)
+        text_lengths = Counter(len(v[key]) for row, v in parsed if v.get(key) and row not in numbered)
+        all_lengths = Counter(len(v[key]) for _row, v in parsed if v.get(key))
+        if not all_lengths:
+            continue
+        usual = (text_lengths or all_lengths).most_common(1)[0][0]
+        short = [(row, where) for row, where in cells if len(by_row[row].get(key, "")) < usual]
+        for row, where in short:
+            report.error(
+                row,
+                code,
+                _("%(col)s是数字格式，比本列其他值（%(n)s 位）短，开头的 0 可能已丢失：请把该列设为文本后重新填写")
+                % {"col": where, "n": usual},
+            )
+        if len(short) < len(rows):
+            report.warn(
+                rows[0],
+                code,
+                "number_cell",
+                ngettext(
+                    "%(n)s 个单元格是数字格式，已按数字读取；若编号以 0 开头，开头的 0 会丢失，请核对",
+                    "%(n)s 个单元格是数字格式，已按数字读取；若编号以 0 开头，开头的 0 会丢失，请核对",
+                    len(rows),
+                )
+                % {"n": len(rows)},
+            )
+
+
+# Part of every row fingerprint: bump it when normalisation changes, so that rows
+# imported under the old rules are normalised again instead of counting as unchanged.
+FINGERPRINT_VERSION = "1"
+
+
+def _fingerprinter(table):
+    """A function of a row's cells: a digest of every cell's raw value (and the header's reading of them)."""
+    salted = hashlib.blake2b(
+        repr((FINGERPRINT_VERSION, sorted(table.columns.items()), sorted(table.decoders))).encode(), digest_size=16
+    )
+
+    def fingerprint(cells) -> str:
+        digest = salted.copy()
+        digest.update(repr(cells).encode())
+        return digest.hexdigest()
+
+    return fingerprint
+
+
+@dataclass
+class Parsed:
+    """The file's rows, normalised; rows identical to a stored record's last import are only named."""
+
+    rows: list  # (row number, values)
+    fingerprints: dict  # 学号 → fingerprint of its row
+    unchanged: set  # 学号 whose row is identical to the one their record was imported from
+
+
+def _parse_rows(table, report: ImportReport, *, known: dict | None = None) -> Parsed:
+    """Every data row as (row number, normalised values); problems go to ``report.errors``.
+
+    ``known`` maps stored fingerprints to 学号: a row whose fingerprint is there
+    was imported before exactly as it is, so only its identifiers are read (for
+    duplicate and number-cell checks), not every field again.
+    """
+    rules = _column_rules(table)
+    identifier_rules = [rule for rule in rules if rule[5]]
     keys = set(table.columns.values())
     if not keys & {"department_name", "branch"}:
         raise RosterFileError(
@@ -119,76 +225,115 @@ def _parse_rows(table, report: ImportReport) -> list[tuple[int, dict]]:
     max_rows = settings.ROSTER_MAX_ROWS
     required = [(f.key, f.code) for f in roll_fields.ROLL_FIELDS if f.required]
     first_row_of: dict[str, int] = {}
-    shared = _Shared()
-    parsed = []
+    # Most columns repeat a few hundred values (school, major, class…): each distinct
+    # raw value is normalised once per column and the result shared.
+    caches = {index: {} for index, key, *_rest in rules if key in _Shared.KEYS}
+    fingerprint = _fingerprinter(table)
+    known = known or {}
+    parsed = Parsed(rows=[], fingerprints={}, unchanged=set())
+    number_cells = defaultdict(list)
     for row_number, cells in table.rows:
         if not any(cell not in ("", None) and str(cell).strip() for cell in cells):
             continue  # blank rows are skipped
-        if len(parsed) >= max_rows:
+        if len(parsed.rows) >= max_rows:
             raise RosterFileError(_("文件超过 %(max)s 行，请分批导入") % {"max": max_rows}, row=row_number)
         values, row_errors = {}, set()
         width = len(cells)
+        digest = fingerprint(cells)
+        same_as = known.get(digest)
+        if same_as:
+            # Imported before exactly as it is: only number cells are looked at (their column check).
+            values = {"student_number": same_as}
+            for index, key, code, *_rest in identifier_rules:
+                raw = cells[index] if index < width else None
+                if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+                    values[key] = str(int(raw))
+                    number_cells[(key, code)].append((row_number, table.where(index)))
+            parsed.unchanged.add(same_as)
+            _note_number(same_as, row_number, first_row_of, parsed, digest, report)
+            parsed.rows.append((row_number, values))
+            continue
         for index, key, code, normaliser, max_length, is_identifier in rules:
             raw = cells[index] if index < width else None
-            where = column_letter(index + start_col)
             if is_identifier and isinstance(raw, (int, float)) and not isinstance(raw, bool):
-                report.error(
-                    row_number,
-                    code,
-                    _("%(col)s 列是数字格式，超过 15 位的数字已被 Excel 截断：请把该列设为文本后重新填写")
-                    % {"col": where},
-                )
-                row_errors.add(code)
+                try:
+                    raw = _number_cell(raw, code, table.where(index))
+                except ValueError as exc:
+                    report.error(row_number, code, str(exc))
+                    row_errors.add(code)
+                    continue
+                number_cells[(key, code)].append((row_number, table.where(index)))
+            cache = caches.get(index)
+            if cache is not None and raw in cache:
+                values[key] = cache[raw]
                 continue
             try:
                 value = normaliser(raw)
             except ValueError as exc:
-                report.error(row_number, code, _("%(col)s 列：%(error)s") % {"col": where, "error": exc})
+                report.error(row_number, code, _("%(col)s：%(error)s") % {"col": table.where(index), "error": exc})
                 row_errors.add(code)
                 continue
             if max_length and isinstance(value, str) and len(value) > max_length:
                 report.error(
                     row_number,
                     code,
-                    _("%(col)s 列超过 %(max)s 个字符") % {"col": where, "max": max_length},
+                    _("%(col)s超过 %(max)s 个字符") % {"col": table.where(index), "max": max_length},
                 )
                 row_errors.add(code)
                 continue
-            values[key] = shared(key, value)
+            if cache is not None:
+                cache[raw] = value
+            values[key] = value
+        number = values.get("student_number")
         for key, code in required:
             if key not in values and code not in row_errors:
                 report.error(row_number, code, _("缺少必填列"))
             elif key in values and not values[key]:
                 report.error(row_number, code, _("必填项为空"))
-        number = values.get("student_number")
-        if number:
-            if number in first_row_of:
-                report.error(
-                    row_number,
-                    "XH",
-                    _("学号 %(number)s 与第 %(row)s 行重复") % {"number": number, "row": first_row_of[number]},
-                )
-            else:
-                first_row_of[number] = row_number
         # A department value already reported as unreadable is not reported again as empty.
         if not (values.get("department_name") or values.get("branch")) and not row_errors & {"XSH", "FY"}:
             report.error(row_number, "XSH", _("院系为空：需要“系（所、函授站）”或“分院”"))
-        parsed.append((row_number, values))
+        if number:
+            _note_number(number, row_number, first_row_of, parsed, digest, report)
+        parsed.rows.append((row_number, values))
+    _check_number_cells(number_cells, parsed.rows, report)
     return parsed
 
 
-def _load_existing(keys: list[str]) -> dict[str, dict]:
-    """Every stored record by 学号.  ID numbers stay encrypted (``id_token``) and are
+def _note_number(number, row_number, first_row_of, parsed, digest, report):
+    """A 学号 seen twice in one file is an error on the second row."""
+    if number in first_row_of:
+        report.error(
+            row_number,
+            "XH",
+            _("学号 %(number)s 与第 %(row)s 行重复") % {"number": number, "row": first_row_of[number]},
+        )
+    else:
+        first_row_of[number] = row_number
+        parsed.fingerprints[number] = digest
+
+
+def _load_existing(keys: list[str], numbers: list[str], stored: int) -> dict[str, dict]:
+    """The stored records of these 学号.  ID numbers stay encrypted (``id_token``) and are
     compared by their keyed hash; only the ones that changed are ever decrypted."""
+    if not numbers:
+        return {}
     plain = [key for key in keys if key != "id_number"]
-    columns = ["id", "version", "department_id", "major_id", "class_group_id", "cohort_id", *plain, "id_number_hash"]
-    columns.append("id_token")
+    columns = ["id", "version", "row_fingerprint", "department_id", "major_id", "class_group_id", "cohort_id"]
+    columns += [*plain, "id_number_hash", "id_token"]
     rows = Student.objects.annotate(id_token=Cast("id_number", output_field=TextField())).values_list(*columns)
+    wanted = set(numbers)
+    # A handful of records are fetched by 学号; most of a school, by one scan filtered here.
+    batches = [rows.filter(student_number__in=numbers[i : i + 5000]) for i in range(0, len(numbers), 5000)]
+    if len(numbers) * 4 > stored:
+        batches = [rows]
     shared = _Shared()
     existing = {}
-    for row in rows.iterator(chunk_size=5000):
-        record = {column: shared(column, value) for column, value in zip(columns, row, strict=True)}
-        existing[record["student_number"]] = record
+    for batch in batches:
+        for row in batch.iterator(chunk_size=5000):
+            record = {column: shared(column, value) for column, value in zip(columns, row, strict=True)}
+            if record["student_number"] in wanted:
+                existing[record["student_number"]] = record
     return existing
 
 
@@ -199,9 +344,7 @@ class _Shared:
     whole-school import well inside its memory budget.
     """
 
-    KEYS = frozenset(
-        {f.key for f in roll_fields.ROLL_FIELDS} - {"name", "id_number", "student_number", "exam_number", "birth_date"}
-    )
+    KEYS = frozenset(f.key for f in roll_fields.ROLL_FIELDS if not f.distinct)
 
     def __init__(self):
         self.values: dict = {}
@@ -264,15 +407,14 @@ class _Groups:
         }
 
 
-def _duplicate_ids(parsed, existing, hashes) -> dict[str, list[str]]:
+def _duplicate_ids(hashes: dict, light: dict) -> dict[str, list[str]]:
     """Keyed hash of a 证件号码 → every 学号 holding it, across the file and the rest of the school."""
     holders: dict[str, set] = defaultdict(set)
-    in_file = {values["student_number"] for _row, values in parsed}
-    for number, record in existing.items():
-        if number not in in_file and record.get("id_number_hash"):
-            holders[record["id_number_hash"]].add(number)
-    for _row, values in parsed:
-        holders[hashes[values["student_number"]]].add(values["student_number"])
+    for number, (_pk, id_hash) in light.items():
+        if number not in hashes and id_hash:
+            holders[id_hash].add(number)
+    for number, id_hash in hashes.items():
+        holders[id_hash].add(number)
     return {key: sorted(numbers) for key, numbers in holders.items() if len(numbers) > 1}
 
 
@@ -286,100 +428,209 @@ def roster_import(
     imported_by=None,
     dry_run: bool = False,
     today: datetime.date | None = None,
+    encoding: str | None = None,
+    source: str | None = None,
+    mapping: dict | None = None,
 ) -> ImportReport:
     """Import a CHSI roster file: all rows or none.
 
     Errors (unreadable values, duplicate 学号, missing required values, a file
     that is not a roster) stop the import and nothing is written.  Findings are
     reported as warnings and stored.  Re-importing the same file changes nothing.
+
+    With ``source``, the file is the school's own roster under that name
+    (students.sources): validated the same way, stored beside CHSI's records,
+    which it never touches.
     """
-    report = ImportReport(dry_run=dry_run)
+    report = ImportReport(dry_run=dry_run, source=source or "")
     file_name = file_name or Path(path).name
     today = today or timezone.localdate()
     started = timezone.now()
     table = None
     try:
-        table = open_roster(path, max_rows=settings.ROSTER_MAX_ROWS)
+        table = open_roster(path, max_rows=settings.ROSTER_MAX_ROWS, encoding=encoding, mapping=mapping)
         report.ignored_columns = table.ignored_columns
-        parsed = _parse_rows(table, report)
+        report.warnings.extend(table.warnings)
+        parsed = _parse_rows(table, report, known={} if source else _known_fingerprints())
     except RosterFileError as exc:
         report.error(exc.row, exc.field, exc.message)
-        parsed = []
+        report.header_candidates = exc.headers
+        parsed = Parsed(rows=[], fingerprints={}, unchanged=set())
     finally:
         if table is not None and "close" in table.extra:
             table.extra["close"]()
         del table  # frees the sheet calamine holds in memory
-    report.rows = len(parsed)
+    report.rows = len(parsed.rows)
     if report.errors:
         _record(report, file_name, imported_by, started, RosterImport.Status.REJECTED)
         return report
-
-    file_keys = sorted({key for _row, values in parsed for key in values})
-    all_keys = [f.key for f in roll_fields.ROLL_FIELDS] + list(CONTACT_KEYS)
-    existing = _load_existing(all_keys)
-    hashes = {values["student_number"]: crypto.keyed_hash(values["id_number"]) for _row, values in parsed}
-    duplicates = _duplicate_ids(parsed, existing, hashes)
+    if source:
+        return _import_source(report, source, file_name, parsed.rows, imported_by, started)
 
     with transaction.atomic():
-        # A record is the file's values over the stored ones: a column the file
-        # lacks never blanks a field.  ChainMap avoids copying unchanged records.
-        merged = [
-            (row, values, ChainMap(values, existing.get(values["student_number"]) or {})) for row, values in parsed
-        ]
-        groups = _Groups()
-        groups.ensure([record for _row, _values, record in merged])
-        to_save, findings = [], []
-        for row_number, values, record in merged:
-            number = values["student_number"]
-            for finding in record_findings(record, today=today):
-                findings.append((number, row_number, finding))
-            others = duplicates.get(hashes[number])
-            if others:
-                n = len(others) - 1
-                message = ngettext("证件号码与另外 %(n)s 名学生相同", "证件号码与另外 %(n)s 名学生相同", n) % {"n": n}
-                findings.append((number, row_number, Finding("SFZH", "duplicate_id", message)))
-            placement = groups.placement(record)
-            old = existing.get(number)
-            if old is None:
-                report.created += 1
-                values.update(placement)
-                to_save.append(values)
-                continue
-            changed = {
-                key: (old.get(key), value)
-                for key, value in values.items()
-                if key != "id_number" and old.get(key) != value
-            }
-            if old["id_number_hash"] != hashes[number]:
-                old_id = crypto.decrypt(old["id_token"]) if old["id_token"] else ""
-                changed["id_number"] = (old_id, values["id_number"])
-            if not changed and all(old[key] == placement[key] for key in PLACEMENT_KEYS):
-                report.unchanged += 1
-                continue
-            report.updated += 1
-            if changed:
-                report.changes[old["id"]] = changed
-            to_save.append({**old, **values, **placement, "version": old["version"] + 1})
-        del merged
-        for _number, row_number, finding in findings:
-            report.warn(row_number, finding.field_code, finding.kind, finding.message)
+        to_save, findings, refreshed = _compare(parsed, report, today=today)
         if dry_run:
             transaction.set_rollback(True)
         else:
             run = _record(report, file_name, imported_by, started, RosterImport.Status.APPLIED)
-            _write_students(to_save, file_keys)
-            _write_findings(parsed, findings, run)
+            _write_students(to_save, sorted({key for _row, values in parsed.rows for key in values}))
+            _write_findings([r["student_number"] for r in to_save] + refreshed, findings, run)
             _after_import(report)
     if dry_run:
         _record(report, file_name, imported_by, started, RosterImport.Status.DRY_RUN)
     return report
 
 
+def _known_fingerprints() -> dict[str, str]:
+    """Stored row fingerprint → 学号, for recognising rows imported before exactly as they are."""
+    return dict(Student.objects.exclude(row_fingerprint="").values_list("row_fingerprint", "student_number"))
+
+
+def _compare(parsed: Parsed, report: ImportReport, *, today) -> tuple[list[dict], list, list[str]]:
+    """What to write: the records to save, every finding to store, and unchanged 学号 whose findings are redone.
+
+    Counts and warnings go to ``report``.  Unchanged rows (same fingerprint) keep
+    their stored findings, which are reported again, so the report of a re-import
+    is the report of the first import.
+    """
+    unchanged = parsed.unchanged
+    if len(unchanged) == len(parsed.rows):
+        return _all_unchanged(parsed, report)
+    # Light columns of everyone: id hashes decide duplicates across the whole school.
+    light = {
+        number: (pk, id_hash)
+        for number, pk, id_hash in Student.objects.values_list("student_number", "id", "id_number_hash").iterator(
+            chunk_size=10000
+        )
+    }
+    changed_rows = [(row, values) for row, values in parsed.rows if values["student_number"] not in unchanged]
+    all_keys = [f.key for f in roll_fields.ROLL_FIELDS] + list(CONTACT_KEYS)
+    existing = _load_existing(all_keys, [values["student_number"] for _row, values in changed_rows], len(light))
+    hashes = {number: light[number][1] for number in unchanged}
+    hashes.update({values["student_number"]: crypto.keyed_hash(values["id_number"]) for _row, values in changed_rows})
+    duplicates = _duplicate_ids(hashes, light)
+    stored_findings = _stored_findings({light[number][0] for number in unchanged})
+    # An unchanged record whose duplicate status may have moved gets its findings computed again.
+    redo = {
+        number
+        for number in unchanged
+        if hashes[number] in duplicates
+        or any(f.kind == "duplicate_id" for f in stored_findings.get(light[number][0], ()))
+    }
+    if redo:
+        redo_records = {
+            number: {**record, "id_number": crypto.decrypt(record["id_token"]) if record["id_token"] else ""}
+            for number, record in _load_existing(all_keys, sorted(redo), len(light)).items()
+        }
+    row_of = {values["student_number"]: row for row, values in parsed.rows}
+
+    groups = _Groups()
+    # A record is the file's values over the stored ones (a column the file lacks never blanks a field);
+    # a new student's record is just the file's values.
+    merged = [
+        (
+            row,
+            values,
+            ChainMap(values, existing[values["student_number"]]) if values["student_number"] in existing else values,
+        )
+        for row, values in changed_rows
+    ]
+    groups.ensure([record for _row, _values, record in merged])
+    to_save, findings = [], []
+
+    def found(number, row_number, record):
+        for finding in record_findings(record, today=today):
+            findings.append((number, row_number, finding))
+        others = duplicates.get(hashes[number])
+        if others:
+            n = len(others) - 1
+            message = ngettext("证件号码与另外 %(n)s 名学生相同", "证件号码与另外 %(n)s 名学生相同", n) % {"n": n}
+            findings.append((number, row_number, Finding("SFZH", "duplicate_id", message)))
+
+    for row_number, values, record in merged:
+        number = values["student_number"]
+        found(number, row_number, record)
+        placement = groups.placement(record)
+        old = existing.get(number)
+        fingerprint = {"row_fingerprint": parsed.fingerprints.get(number, ""), "id_number_hash": hashes[number]}
+        if old is None:
+            report.created += 1
+            values.update(placement, **fingerprint)
+            to_save.append(values)
+            continue
+        changed = {
+            key: (old.get(key), value) for key, value in values.items() if key != "id_number" and old.get(key) != value
+        }
+        if old["id_number_hash"] != hashes[number]:
+            old_id = crypto.decrypt(old["id_token"]) if old["id_token"] else ""
+            changed["id_number"] = (old_id, values["id_number"])
+        if not changed and all(old[key] == placement[key] for key in PLACEMENT_KEYS):
+            report.unchanged += 1
+            if old.get("row_fingerprint") != fingerprint["row_fingerprint"]:
+                # Same values spelled differently (a number cell, another format): remember this spelling.
+                Student.objects.filter(pk=old["id"]).update(row_fingerprint=fingerprint["row_fingerprint"])
+            continue
+        report.updated += 1
+        if changed:
+            report.changes[old["id"]] = changed
+        to_save.append({**old, **values, **placement, **fingerprint, "version": old["version"] + 1})
+    for number in sorted(redo):
+        found(number, row_of[number], redo_records[number])
+    report.unchanged += len(unchanged)
+    for number in unchanged - redo:
+        for finding in stored_findings.get(light[number][0], ()):
+            findings.append((number, row_of[number], finding))
+    findings.sort(key=lambda item: item[1])
+    for _number, row_number, finding in findings:
+        report.warn(row_number, finding.field_code, finding.kind, finding.message)
+    # Only new findings are written: an unchanged record keeps the rows it has.
+    new_findings = [item for item in findings if item[0] not in unchanged or item[0] in redo]
+    return to_save, new_findings, sorted(redo)
+
+
+def _all_unchanged(parsed: Parsed, report: ImportReport):
+    """A re-import of the same file: nothing to write, and the stored findings are the report."""
+    report.unchanged += len(parsed.unchanged)
+    row_of = {values["student_number"]: row for row, values in parsed.rows}
+    stored = ImportFinding.objects.values_list("student__student_number", "field_code", "kind", "message").order_by(
+        "id"
+    )
+    found = [
+        (row_of[number], Finding(code, kind, message)) for number, code, kind, message in stored if number in row_of
+    ]
+    found.sort(key=lambda item: item[0])
+    for row, finding in found:
+        report.warn(row, finding.field_code, finding.kind, finding.message)
+    return [], [], []
+
+
+def _stored_findings(student_ids: set) -> dict[int, list[Finding]]:
+    if not student_ids:
+        return {}
+    out = defaultdict(list)
+    rows = ImportFinding.objects.values_list("student_id", "field_code", "kind", "message").order_by("id")
+    for student_id, field_code, kind, message in rows.iterator(chunk_size=10000):
+        if student_id in student_ids:
+            out[student_id].append(Finding(field_code, kind, message))
+    return out
+
+
 def _write_students(records: list[dict], file_keys: list[str]):
+    """One INSERT … ON CONFLICT (学号) DO UPDATE for new and changed records alike.
+
+    On PostgreSQL the rows travel by COPY into a temporary table first (the
+    fastest way in, docs/performance.md); elsewhere ``bulk_create`` a batch at
+    a time, so that 50,000 model instances never coexist.
+    """
+    if not records:
+        return
+    update_fields = sorted(
+        set(file_keys) | set(PLACEMENT_KEYS) | {"version", "updated_at", "id_number_hash", "row_fingerprint"}
+    )
+    if connection.vendor == "postgresql":
+        _copy_upsert(records, update_fields)
+        return
     model_fields = {f.attname for f in Student._meta.concrete_fields} - {"id"}
-    # One INSERT … ON CONFLICT (学号) DO UPDATE for new and changed records alike,
-    # built a batch at a time so that 50,000 model instances never coexist.
-    update_fields = sorted(set(file_keys) | set(PLACEMENT_KEYS) | {"version", "updated_at", "id_number_hash"})
     for start in range(0, len(records), WRITE_BATCH):
         Student.objects.bulk_create(
             [
@@ -392,9 +643,77 @@ def _write_students(records: list[dict], file_keys: list[str]):
         )
 
 
-def _write_findings(parsed, findings, run: RosterImport):
-    ids = dict(Student.objects.values_list("student_number", "id").iterator(chunk_size=10000))
-    student_ids = [ids[values["student_number"]] for _row, values in parsed]
+# COPY's text format: backslash, tab, newline and carriage return are escaped; NULL is \\N.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def _copy_upsert(records: list[dict], update_fields: list[str]):
+    fields = [f for f in Student._meta.concrete_fields if f.attname != "id"]
+    now = timezone.now()
+    defaults = {f.attname: f.get_default() for f in fields}
+    defaults.update(created_at=now, updated_at=now)
+    # Columns whose value is the same for every row are written once, not converted 50,000 times.
+    constant = {"updated_at": _copy_text(now)}
+    names = [f.attname for f in fields]
+    out = io.StringIO()
+    write = out.write
+    for record in records:
+        get = record.get
+        cells = []
+        for name in names:
+            if name in constant:
+                cells.append(constant[name])
+            elif name == "id_number":
+                # A changed or new ID number is encrypted here; a kept one is already ciphertext.
+                plain = get("id_number")
+                cells.append(_copy_text(crypto.encrypt(plain) if plain else get("id_token", "")))
+            else:
+                cells.append(_copy_text(get(name, defaults[name])))
+        write("\t".join(cells))
+        write("\n")
+    out.seek(0)
+    table = Student._meta.db_table
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    updates = ", ".join(
+        f"{connection.ops.quote_name(Student._meta.get_field(name).column)} = EXCLUDED."
+        f"{connection.ops.quote_name(Student._meta.get_field(name).column)}"
+        for name in update_fields
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE roster_rows ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA"
+        )
+        cursor.copy_expert(f"COPY roster_rows ({columns}) FROM STDIN", out)
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM roster_rows "
+            f"ON CONFLICT (student_number) DO UPDATE SET {updates}"
+        )
+        cursor.execute("DROP TABLE roster_rows")
+
+
+def _write_findings(numbers: list[str], findings, run: RosterImport):
+    """Replace the findings of these students by the new ones."""
+    if not numbers and not findings:
+        return
+    wanted = set(numbers) | {number for number, _row, _f in findings}
+    ids = {
+        number: pk
+        for number, pk in Student.objects.values_list("student_number", "id").iterator(chunk_size=10000)
+        if number in wanted
+    }
+    student_ids = [ids[number] for number in numbers]
     for start in range(0, len(student_ids), 5000):
         ImportFinding.objects.filter(student_id__in=student_ids[start : start + 5000]).delete()
     ImportFinding.objects.bulk_create(
@@ -408,9 +727,22 @@ def _write_findings(parsed, findings, run: RosterImport):
     )
 
 
+def _import_source(report, source, file_name, parsed, imported_by, started) -> ImportReport:
+    from .sources import source_write
+
+    with transaction.atomic():
+        source_write(name=source, file_name=file_name, parsed=parsed, imported_by=imported_by, report=report)
+        if report.dry_run:
+            transaction.set_rollback(True)
+    status = RosterImport.Status.DRY_RUN if report.dry_run else RosterImport.Status.APPLIED
+    _record(report, file_name, imported_by, started, status)
+    return report
+
+
 def _record(report: ImportReport, file_name, imported_by, started, status) -> RosterImport:
     run = RosterImport.objects.create(
         file_name=file_name[:255],
+        source=report.source,
         imported_by=imported_by,
         started_at=started,
         finished_at=timezone.now(),
@@ -442,10 +774,34 @@ def _record(report: ImportReport, file_name, imported_by, started, status) -> Ro
 
 
 def _after_import(report: ImportReport):
-    """Let the verification app react in the same transaction: new students of open
-    campaigns get checklists, and confirmed fields whose value changed reopen."""
-    from verification import services as verification_services
+    """Let the apps built on the roll react in the same transaction (verification: new students of open
+    campaigns get checklists, and confirmed fields whose value changed reopen)."""
+    signals.roster_imported.send(sender=RosterImport, report=report)
 
-    verification_services.campaigns_sync_open()
-    if report.changes:
-        verification_services.roster_changes_apply(changes=report.changes, roster_import_id=report.roster_import_id)
+
+def contact_update(*, student: Student, phone: str | None = None, email: str | None = None, by=None) -> Student:
+    """Change a student's phone number or e-mail address, checked like the roster's contact columns.
+
+    The caller has checked scope (an API client or staff in the student's department).
+    """
+    from .errors import ServiceError
+
+    changed = []
+    try:
+        if phone is not None:
+            student.phone = _normalise_phone(phone)
+            changed.append("phone")
+        if email is not None:
+            student.email = _normalise_email(email)
+            changed.append("email")
+    except ValueError as exc:
+        raise ServiceError(str(exc)) from None
+    if changed:
+        student.save(update_fields=[*changed, "updated_at"])
+    return student
+
+
+def roster_preset_save(*, name: str, mapping: dict, by=None) -> RosterPreset:
+    """Create or update the column mapping preset called ``name``."""
+    preset, _created = RosterPreset.objects.update_or_create(name=name, defaults={"mapping": mapping, "updated_by": by})
+    return preset

@@ -1,46 +1,39 @@
 import os
-import tempfile
+import secrets
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.generic import ListView
 
-from notices import services as notice_services
-
 from . import fields as roll_fields
-from . import permissions, selectors
+from . import importers, permissions, selectors
+from .accounts import services as account_services
 from .audit import access_log
-from .forms import RevealIdForm, RosterUploadForm
+from .filters import StudentFilter
+from .forms import ColumnMappingForm, RevealIdForm, RosterUploadForm
 from .models import AccessEvent
-from .permissions import registrar_required
-from .services import roster_import
+from .permissions import capability_required, has_capability
+from .services import roster_import, roster_preset_save
 
 
-@login_required
-def home(request):
-    student = permissions.own_student(request.user)
-    if student:
-        opened = student.checklists.filter(campaign__opens_at__lte=timezone.now()).exists()
-        if opened or notice_services.notices_unread_exist(user=request.user):
-            return redirect("verification:my_checks")
-        return redirect("students:student_detail", pk=student.pk)
-    if permissions.is_registrar(request.user):
-        return redirect("workspace:school")
-    if permissions.is_secretary(request.user):
-        return redirect("workspace:dashboard")
-    return render(request, "students/home.html")
-
-
-class StudentListView(permissions.StaffRequiredMixin, ListView):
+class StudentListView(permissions.CapabilityRequiredMixin, ListView):
+    capability = "student.view"
     template_name = "students/student_list.html"
     paginate_by = 50
 
     def get_queryset(self):
-        return selectors.student_list(fetched_by=self.request.user, query=self.request.GET.get("q", ""))
+        self.form = StudentFilter(self.request.GET or None, user=self.request.user)
+        return self.form.students()
+
+    def get_context_data(self, **kwargs):
+        query = self.request.GET.copy()
+        query.pop("page", None)
+        return super().get_context_data(form=self.form, query=query.urlencode(), **kwargs)
 
 
 student_list = StudentListView.as_view()
@@ -53,7 +46,11 @@ def student_detail(request, pk):
     full ID number by giving a reason, which is logged too (nothing else shows it)."""
     student = permissions.get_student_for(request.user, pk=pk)
     own = student.user_id == request.user.id
-    reveal_form = RevealIdForm(request.POST or None) if permissions.is_registrar(request.user) else None
+    reveal_form = (
+        RevealIdForm(request.POST or None)
+        if has_capability(request.user, "student.reveal_id_number", student)
+        else None
+    )
     revealed = False
     if request.method == "POST":
         if reveal_form is None:
@@ -73,10 +70,8 @@ def student_detail(request, pk):
     for field in roll_fields.ROLL_FIELDS:
         if field.student_check == roll_fields.StudentCheck.HIDDEN:
             continue
-        value = getattr(student, field.key)
-        if field.key == "id_number" and not (own or revealed):
-            value = student.masked_id_number
-        rows.append({"field": field, "value": field.display(value)})
+        value = field.display(getattr(student, field.key), masked=not (own or revealed))
+        rows.append({"field": field, "value": value})
     context = {
         "student": student,
         "rows": rows,
@@ -84,44 +79,142 @@ def student_detail(request, pk):
         "own": own,
         "reveal_form": reveal_form if not revealed else None,
         "revealed": revealed,
+        # Unlock / reset sign-in (students/accounts/views.py), for registrar staff.
+        "signin": account_services.signin_status(student)
+        if not own and has_capability(request.user, "account.unlock", student)
+        else None,
     }
     return render(request, "students/student_detail.html", context)
 
 
-@registrar_required
-def roster_upload(request):
-    report = None
-    # Bound on every POST, so a post without a file shows "this field is required" instead of nothing.
-    form = RosterUploadForm(request.POST, request.FILES) if request.method == "POST" else RosterUploadForm()
-    if request.method == "POST" and form.is_valid():
-        upload = form.cleaned_data["file"]
-        os.makedirs(settings.PRIVATE_ROOT, exist_ok=True)
-        # The upload is personal data: keep it in the private folder only for the import.
-        handle, path = tempfile.mkstemp(dir=settings.PRIVATE_ROOT, suffix=".roster")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                for chunk in upload.chunks():
-                    out.write(chunk)
-            report = roster_import(
-                path=path,
-                file_name=os.path.basename(upload.name),
-                imported_by=request.user,
-                dry_run=form.cleaned_data["dry_run"],
-            )
-            # Bulk writes bypass the audit trail's model signals: the import is its own entry.
-            access_log(
-                request,
-                AccessEvent.Action.ROSTER_IMPORT,
-                target=os.path.basename(upload.name),
-                detail=f"#{report.roster_import_id} +{report.created} ~{report.updated} ={report.unchanged}"
-                + (" dry-run" if report.dry_run else "")
-                + (f" errors {len(report.errors)}" if report.errors else ""),
-                rows=report.rows,
-            )
-        finally:
+# An upload whose headers need mapping waits here (private, per session) for the registrar's answer.
+PENDING_DIR = "pending-rosters"
+PENDING_MAX_AGE = 3600
+
+
+def _pending_path(token: str):
+    return os.path.join(settings.PRIVATE_ROOT, PENDING_DIR, f"{token}.roster")
+
+
+def _pending_clean():
+    """Uploads left waiting for a mapping longer than an hour are deleted (they are personal data)."""
+    folder = os.path.join(settings.PRIVATE_ROOT, PENDING_DIR)
+    if not os.path.isdir(folder):
+        return
+    cutoff = timezone.now().timestamp() - PENDING_MAX_AGE
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if os.path.getmtime(path) < cutoff:
             os.unlink(path)
+
+
+def _pending_remove(token: str):
+    """Delete a waiting upload, and the folder once it is empty (nothing personal is left behind)."""
+    path = _pending_path(token)
+    if os.path.exists(path):
+        os.unlink(path)
+    try:
+        os.rmdir(os.path.dirname(path))
+    except OSError:
+        pass  # other uploads are still waiting
+
+
+def _pending_drop(request):
+    pending = request.session.pop("roster_pending", None)
+    if pending:
+        _pending_remove(pending["token"])
+
+
+def _run_import(request, path, pending: dict, mapping: dict | None):
+    report = roster_import(
+        path=path,
+        file_name=pending["file_name"],
+        imported_by=request.user,
+        dry_run=pending["dry_run"],
+        encoding=pending["encoding"] or None,
+        source=pending["source"] or None,
+        mapping=mapping,
+    )
+    # Bulk writes bypass the audit trail's model signals: the import is its own entry.
+    access_log(
+        request,
+        AccessEvent.Action.ROSTER_IMPORT,
+        target=pending["file_name"],
+        detail=f"#{report.roster_import_id} +{report.created} ~{report.updated} ={report.unchanged}"
+        + (" dry-run" if report.dry_run else "")
+        + (f" errors {len(report.errors)}" if report.errors else ""),
+        rows=report.rows,
+    )
+    return report
+
+
+def _unmapped_headers(report, mapping: dict) -> list[str]:
+    """Headers the registrar could still map: the likeliest header row when none was found, else ignored columns."""
+    headers = report.header_candidates or report.ignored_columns
+    return [h for h in headers if roll_fields.header_key(h) not in mapping and not importers.recognised_header(h)]
+
+
+@capability_required("roster.import")
+def roster_upload(request):
+    report, mapping_form = None, None
+    # Bound on every POST, so a post without a file shows "this field is required" instead of nothing.
+    form = (
+        RosterUploadForm(request.POST, request.FILES)
+        if request.method == "POST" and "remap" not in request.POST
+        else RosterUploadForm()
+    )
+    pending, mapping = None, {}
+    if request.method == "POST" and "remap" in request.POST:
+        pending = request.session.get("roster_pending")
+        if not pending or not os.path.exists(_pending_path(pending["token"])):
+            form.add_error(None, _("等待列对应的文件已过期，请重新上传"))
+            pending = None
+        else:
+            mapping_form = ColumnMappingForm(request.POST, headers=pending["headers"])
+            if mapping_form.is_valid():
+                mapping = {**pending["mapping"], **mapping_form.mapping()}
+                if mapping_form.cleaned_data["preset_name"]:
+                    roster_preset_save(
+                        name=mapping_form.cleaned_data["preset_name"].strip(), mapping=mapping, by=request.user
+                    )
+                report = _run_import(request, _pending_path(pending["token"]), pending, mapping)
+            else:
+                pending = None  # show the mapping form with its errors
+    elif request.method == "POST" and form.is_valid():
+        _pending_drop(request)
+        _pending_clean()
+        upload = form.cleaned_data["file"]
+        os.makedirs(os.path.join(settings.PRIVATE_ROOT, PENDING_DIR), exist_ok=True)
+        token = secrets.token_urlsafe(16)
+        with open(_pending_path(token), "wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+        preset = form.cleaned_data["preset"]
+        mapping = dict(preset.mapping) if preset else {}
+        pending = {
+            "token": token,
+            "file_name": os.path.basename(upload.name),
+            "dry_run": form.cleaned_data["dry_run"],
+            "encoding": form.cleaned_data["encoding"],
+            "source": form.cleaned_data["source"].strip(),
+        }
+        report = _run_import(request, _pending_path(token), pending, mapping)
+    if report is not None and pending is not None:
+        headers = _unmapped_headers(report, mapping)
+        if headers and (report.errors or report.ignored_columns):
+            # Keep the file so the registrar can map its columns without uploading it again.
+            request.session["roster_pending"] = {**pending, "headers": headers, "mapping": mapping}
+            mapping_form = ColumnMappingForm(headers=headers)
+        else:
+            _pending_drop(request)
+            _pending_remove(pending["token"])
     return render(
         request,
         "students/roster_upload.html",
-        {"form": form, "report": report, "imports": selectors.roster_import_list()[:20]},
+        {
+            "form": form,
+            "report": report,
+            "mapping_form": mapping_form,
+            "imports": selectors.roster_import_list()[:20],
+        },
     )

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from .models import Campaign, Checklist, Evidence, FieldCheck, Flag, FlagEvent, SupportRequest
 
@@ -38,11 +39,26 @@ class FlagEventInline(admin.TabularInline):
 
 @admin.register(Flag)
 class FlagAdmin(admin.ModelAdmin):
+    """A flag's values are shown as its field displays them to staff (证件号码 masked), never edited here."""
+
     list_display = ("checklist", "field_code", "status", "created_at")
     list_filter = ("status", "field_code")
     search_fields = ("checklist__student__student_number", "checklist__student__name")
     raw_id_fields = ("checklist", "created_by")
+    exclude = ("recorded_value", "claimed_value")
+    readonly_fields = ("recorded", "claimed")
     inlines = [FlagEventInline]
+
+    def has_add_permission(self, request):
+        return False  # flags come from students (or a proxy) through the verification services
+
+    @admin.display(description=_("学信网记录值"))
+    def recorded(self, obj):
+        return obj.field.display(obj.recorded_value, masked=True) if obj and obj.pk else ""
+
+    @admin.display(description=_("正确值"))
+    def claimed(self, obj):
+        return obj.field.display(obj.claimed_value, masked=True) if obj and obj.pk else ""
 
 
 @admin.register(Evidence)

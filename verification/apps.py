@@ -9,13 +9,24 @@ class VerificationConfig(AppConfig):
     def ready(self):
         from auditlog.registry import auditlog
 
-        from . import retention  # noqa: F401  (evidence files follow their rows)
+        from students import signals
+
+        from . import (
+            receivers,
+            retention,  # noqa: F401  (evidence files follow their rows)
+        )
         from .models import Flag
 
-        # A flag on 证件号码 carries ID numbers in its values: mask any that appear.
+        # verification reacts to the roster import; students never imports verification.
+        signals.roster_imported.connect(receivers.roster_imported, dispatch_uid="verification.roster_imported")
+
+        # A flag's values are sensitive when its field is (证件号码), which a mask callable
+        # cannot tell: the diff masks anything shaped like an identifier and any ID number
+        # quoted in free text, and Flag.get_additional_data() records the values as the
+        # flag's field displays them masked.
         auditlog.register(
             Flag,
             exclude_fields=["updated_at", "record_version"],
-            mask_fields=["recorded_value", "claimed_value"],
-            mask_callable="registrar_portal.logging.mask_text",
+            mask_fields=["recorded_value", "claimed_value", "explanation", "return_reason"],
+            mask_callable="students.idnumbers.mask_value",
         )

@@ -2,14 +2,14 @@
 
 Each function runs a fixed number of queries whatever the number of classes
 and students: checklists are grouped by (group, state) in the database and
-pivoted here (shared/PERFORMANCE.md, finding 4).
+pivoted here (docs/performance.md §2, decision 4).
 """
 
 import datetime
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Count, QuerySet
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -21,16 +21,38 @@ from .models import Campaign, Checklist
 State = Checklist.State
 
 
+# Grouped beside the state: a checklist that finished once (its first finish time is kept).
+WAS_FINISHED = ExpressionWrapper(Q(finished_at__isnull=False), output_field=BooleanField())
+
+
 @dataclass
 class Counts:
     by_state: dict = field(default_factory=lambda: defaultdict(int))
+    # Not finished now, but finished once: a re-import reopened a changed value or a flag came back.
+    reopened: int = 0
 
-    def add(self, state: str, n: int):
+    def add(self, state: str, n: int, was_finished: bool = False):
         self.by_state[state] += n
+        if was_finished and state not in Checklist.FINISHED and state != State.EXCLUDED:
+            self.reopened += n
+
+    def merge(self, other: "Counts"):
+        for state, n in other.by_state.items():
+            self.by_state[state] += n
+        self.reopened += other.reopened
 
     @property
     def total(self) -> int:
-        return sum(self.by_state.values())
+        """The denominator: every student in the campaign except those excluded from it."""
+        return sum(n for state, n in self.by_state.items() if state != State.EXCLUDED)
+
+    @property
+    def excluded(self) -> int:
+        return self.by_state[State.EXCLUDED]
+
+    @property
+    def never_finished(self) -> int:
+        return self.not_done - self.reopened
 
     @property
     def confirmed(self) -> int:
@@ -58,7 +80,7 @@ class Counts:
 
     @property
     def done(self) -> int:
-        return self.confirmed + self.flagged
+        return sum(self.by_state[state] for state in Checklist.FINISHED)
 
     @property
     def not_done(self) -> int:
@@ -96,13 +118,14 @@ def class_progress(*, campaign: Campaign, departments: QuerySet) -> tuple[list[t
     total = Counts()
     grouped = (
         Checklist.objects.filter(campaign=campaign, student__department__in=departments)
-        .values_list("student__department_id", "student__class_group_id", "state")
+        .annotate(was_finished=WAS_FINISHED)
+        .values_list("student__department_id", "student__class_group_id", "state", "was_finished")
         .annotate(n=Count("id"))
         .order_by()
     )
-    for department_id, class_id, state, n in grouped:
-        groups[(department_id, class_id)].add(state, n)
-        total.add(state, n)
+    for department_id, class_id, state, was_finished, n in grouped:
+        groups[(department_id, class_id)].add(state, n, was_finished)
+        total.add(state, n, was_finished)
     classes = ClassGroup.objects.select_related("department").in_bulk([c for _d, c in groups if c])
     classless = [d for d, c in groups if c is None]
     departments_by_id = Department.objects.in_bulk(classless) if classless else {}
@@ -120,14 +143,15 @@ def school_progress(*, campaign: Campaign) -> tuple[list[tuple], list[tuple], Co
     by_department, by_cohort, total = defaultdict(Counts), defaultdict(Counts), Counts()
     grouped = (
         Checklist.objects.filter(campaign=campaign)
-        .values_list("student__department_id", "student__cohort_id", "state")
+        .annotate(was_finished=WAS_FINISHED)
+        .values_list("student__department_id", "student__cohort_id", "state", "was_finished")
         .annotate(n=Count("id"))
         .order_by()
     )
-    for department_id, cohort_id, state, n in grouped:
-        by_department[department_id].add(state, n)
-        by_cohort[cohort_id].add(state, n)
-        total.add(state, n)
+    for department_id, cohort_id, state, was_finished, n in grouped:
+        by_department[department_id].add(state, n, was_finished)
+        by_cohort[cohort_id].add(state, n, was_finished)
+        total.add(state, n, was_finished)
     departments = Department.objects.in_bulk(list(by_department))
     cohorts = Cohort.objects.in_bulk([k for k in by_cohort if k])
     department_rows = sorted(((departments[k], v) for k, v in by_department.items()), key=lambda row: row[0].name)
@@ -141,11 +165,15 @@ def daily_progress(*, campaign: Campaign, total: int | None = None, today: datet
     Every day from the first finish up to today (or the deadline) is listed,
     days nobody finished included, so that the chart's axis is time.  Pass
     ``total`` (the campaign's number of students) when already counted.
+
+    Drawn from each student's first finish, which a later reopening (a changed value, a
+    returned flag) keeps: the line never goes down for days already past.
     """
+    counted = Checklist.objects.filter(campaign=campaign).exclude(state=State.EXCLUDED)
     if total is None:
-        total = Checklist.objects.filter(campaign=campaign).count()
+        total = counted.count()
     per_day = dict(
-        Checklist.objects.filter(campaign=campaign, finished_at__isnull=False)
+        counted.filter(finished_at__isnull=False)
         .annotate(day=TruncDate("finished_at"))
         .values_list("day")
         .annotate(n=Count("id"))
@@ -210,6 +238,12 @@ def progress_chart(days: list[dict], *, width: int = 640, height: int = 220) -> 
 def counts_of(checklists: QuerySet) -> Counts:
     """Counts by state of any set of checklists: one query."""
     counts = Counts()
-    for state, n in checklists.values_list("state").annotate(n=Count("id")).order_by():
-        counts.add(state, n)
+    grouped = (
+        checklists.annotate(was_finished=WAS_FINISHED)
+        .values_list("state", "was_finished")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for state, was_finished, n in grouped:
+        counts.add(state, n, was_finished)
     return counts

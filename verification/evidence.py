@@ -1,28 +1,38 @@
 """Evidence files: checked by content, re-encoded, stored privately.
 
 A file is accepted only if its bytes say it is a JPEG, PNG or PDF, whatever
-its name claims.  Images are decoded and re-encoded with Pillow: that drops
-EXIF (including location data), and an HTML or script payload hidden after a
-valid image header does not survive.  Files live under PRIVATE_ROOT with
-random names and are only ever served as attachments by a permission-checked
-view.
+its name claims.  Images are decoded (at reduced size: a photo of a document
+needs no more than MAX_SIDE pixels) and re-encoded with Pillow without any
+metadata: EXIF (including location data), comments, XMP and ICC profiles are
+dropped, and an HTML or script payload hidden after a valid image header does
+not survive.  PDFs are rewritten by qpdf (evidence_pdf.py) without active content
+(JavaScript, automatic and launch actions, embedded files, forms' XFA) or
+document metadata.  Files live under PRIVATE_ROOT with random names and are
+only ever served as attachments by a permission-checked view.
 """
 
 import hashlib
 import io
+import math
 import secrets
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from django.conf import settings
 from django.utils.translation import gettext as _
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_FILES_PER_FLAG = 5
 # A phone photo is ~12 Mpx; anything far beyond is a decompression bomb.
 MAX_PIXELS = 50_000_000
+# Longest side of a stored image.  Decoding at reduced size and skipping PNG optimisation keep a
+# 7000 × 7000 upload well under a second of CPU (it took 5–8 s with optimize=True at full size).
+MAX_SIDE = 2500
+# An orphan (a file whose row was never committed) older than this is swept by retention_purge.
+ORPHAN_SECONDS = 24 * 3600
 
 _KINDS = (
     (b"\xff\xd8\xff", "image/jpeg", ".jpg", "JPEG"),
@@ -59,6 +69,42 @@ def safe_name(name: str) -> str:
     return base[-100:] or "file"
 
 
+# EXIF orientation → the transpose that shows the photo upright (as ImageOps.exif_transpose does).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _bounded(image: Image.Image, pil_format: str) -> Image.Image:
+    """The decoded image, at most MAX_SIDE on its longest side, upright, in a mode we save."""
+    # Read before decoding: the metadata goes, but its rotation must be applied, or a portrait
+    # phone photo of an ID card would be stored lying on its side.
+    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    if pil_format == "JPEG":
+        # The JPEG decoder scales by 1/2, 1/4 or 1/8 while decoding (never below the size asked for).
+        image.draft("RGB", (MAX_SIDE, MAX_SIDE))
+    image.load()
+    if image.mode == "P" or image.mode == "1" or image.mode.startswith("I;"):
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif pil_format == "JPEG" and image.mode != "RGB":
+        image = image.convert("RGB")
+    factor = math.ceil(max(image.size) / MAX_SIDE)
+    if factor > 1:
+        image = image.reduce(factor)  # box filter: fast, and fine for a downscale
+    if orientation in _UPRIGHT:
+        image = image.transpose(_UPRIGHT[orientation])
+    # Nothing of the original's metadata reaches the encoder: Pillow writes im.info["comment"]
+    # (JPEG COM segment) and ICC profiles back unless told otherwise.
+    image.info = {}
+    return image
+
+
 def _reencode(data: bytes, pil_format: str) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -70,15 +116,12 @@ def _reencode(data: bytes, pil_format: str) -> bytes:
                     raise EvidenceError(_("图片尺寸过大"))
                 probe.verify()
             with Image.open(io.BytesIO(data)) as image:
-                image.load()
-                # EXIF is dropped below, so apply its rotation first: otherwise a portrait
-                # phone photo of an ID card would be stored lying on its side.
-                image = ImageOps.exif_transpose(image)
+                image = _bounded(image, pil_format)
                 out = io.BytesIO()
                 if pil_format == "JPEG":
-                    image.convert("RGB").save(out, "JPEG", quality=90, optimize=True)
+                    image.save(out, "JPEG", quality=88)
                 else:
-                    image.save(out, "PNG", optimize=True)
+                    image.save(out, "PNG", compress_level=3)
                 return out.getvalue()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise EvidenceError(_("图片尺寸过大")) from None
@@ -103,6 +146,10 @@ def store_upload(upload) -> StoredFile:
         data = _reencode(data, pil_format)
     elif b"%%EOF" not in data[-2048:]:
         raise EvidenceError(_("PDF 文件不完整"))
+    else:
+        from .evidence_pdf import sanitised_pdf  # pikepdf (qpdf) is loaded only when a PDF arrives
+
+        data = sanitised_pdf(data)
     storage_name = secrets.token_hex(16) + extension
     target = path_of(storage_name)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -120,3 +167,22 @@ def store_upload(upload) -> StoredFile:
 
 def delete_file(storage_name: str):
     path_of(storage_name).unlink(missing_ok=True)
+
+
+def sweep_orphans(known_names, *, now=None) -> int:
+    """Delete stored files that no row names and that are older than ORPHAN_SECONDS.
+
+    Files are written before their rows' transaction and deleted if it fails; this catches what that
+    cannot (an outer transaction rolled back, a killed worker).
+    """
+    folder = evidence_dir()
+    if not folder.exists():
+        return 0
+    cutoff = (now or time.time()) - ORPHAN_SECONDS
+    known = set(known_names)
+    count = 0
+    for path in folder.glob("??/*"):
+        if path.is_file() and path.name not in known and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            count += 1
+    return count

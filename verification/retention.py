@@ -2,7 +2,8 @@
 
 ``RETENTION_DAYS`` (default 180) after a campaign has closed, the evidence
 files of its flags and the records of full ID numbers revealed for its
-students are deleted by a scheduled task.  Registrar staff can export the
+students are deleted by a scheduled task, which also removes evidence files
+that no row names (older than a day).  Registrar staff can export the
 campaign's records (export kind "campaign-records") before that.
 """
 
@@ -34,10 +35,12 @@ def retention_purge(*, now=None) -> dict:
     """Delete what is past its retention time; safe to run any number of times."""
     now = now or timezone.now()
     cutoff = now - datetime.timedelta(days=settings.RETENTION_DAYS)
-    counts = {"evidence": 0, "reveals": 0}
+    counts = {"evidence": 0, "reveals": 0, "orphans": 0}
+    deleted_now = set()  # their files go on commit: not orphans
     for campaign in Campaign.objects.filter(closed_at__isnull=False, closed_at__lte=cutoff):
         with transaction.atomic():
             doomed = Evidence.objects.filter(flag__checklist__campaign=campaign)
+            deleted_now.update(doomed.values_list("storage_name", flat=True))
             counts["evidence"] += doomed.count()
             doomed.delete()
             reveals = AccessEvent.objects.filter(
@@ -48,6 +51,14 @@ def retention_purge(*, now=None) -> dict:
             counts["reveals"] += AccessEvent.objects.filter(pk__in=list(reveals.values_list("pk", flat=True))).delete()[
                 0
             ]
+    # Files whose rows never committed (an outer transaction rolled back, a killed worker).
+    known = deleted_now.union(Evidence.objects.values_list("storage_name", flat=True))
+    counts["orphans"] = evidence_files.sweep_orphans(known, now=now.timestamp())
     if any(counts.values()):
-        logger.info("retention purge: %s evidence files, %s reveal records", counts["evidence"], counts["reveals"])
+        logger.info(
+            "retention purge: %s evidence files, %s reveal records, %s orphaned files",
+            counts["evidence"],
+            counts["reveals"],
+            counts["orphans"],
+        )
     return counts

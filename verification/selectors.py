@@ -1,9 +1,10 @@
 """Reads for the verification pages, always scoped to the viewer."""
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, prefetch_related_objects
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from students import fields as roll_fields
 from students.permissions import students_for
 
 from .models import Campaign, Checklist, Evidence, FieldCheck, Flag
@@ -49,6 +50,7 @@ def evidence_for_viewer(*, user, evidence_id: int) -> Evidence:
 def checklist_rows(checklist: Checklist, *, own: bool = True) -> list[dict]:
     """One row per checked field, in CHSI card order, with everything the page shows."""
     student = checklist.student
+    prefetch_related_objects([student], "photos")
     answers = {a.field_code: a for a in checklist.field_checks.all()}
     flags = {}
     for flag in checklist.flags.prefetch_related(Prefetch("evidence", queryset=Evidence.objects.all())).order_by(
@@ -60,9 +62,9 @@ def checklist_rows(checklist: Checklist, *, own: bool = True) -> list[dict]:
     for finding in student.findings.all():
         hints.setdefault(finding.field_code, []).append(finding.message)
     rows = []
-    for field in checklist.campaign.checked_fields():
+    for field in checklist.checked_fields():
         value = getattr(student, field.key)
-        shown = student.masked_id_number if field.key == "id_number" and not own else field.display(value)
+        shown = field.display(value, masked=not own)
         answer = answers.get(field.code)
         rows.append(
             {
@@ -73,9 +75,44 @@ def checklist_rows(checklist: Checklist, *, own: bool = True) -> list[dict]:
                 "flag": flags.get(field.code),
                 "hints": hints.get(field.code, []),
                 "authority": field.authority,
+                "photo": photo_box(value) if field.photo else None,
             }
         )
     return rows
+
+
+# The card shows a photo 120 px wide; width and height are given so that the page does not jump.
+PHOTO_BOX_WIDTH = 120
+
+
+def photo_box(photo) -> dict | None:
+    """A photo as an <img> shows it: the Photo, its kind, and its box scaled to the card's width."""
+    if photo is None:
+        return None
+    height = round(PHOTO_BOX_WIDTH * photo.height / photo.width) if photo.width else PHOTO_BOX_WIDTH * 4 // 3
+    return {"photo": photo, "kind": photo.kind, "width": PHOTO_BOX_WIDTH, "height": height}
+
+
+def missing_photos(checklist: Checklist) -> list[str]:
+    """The photo kinds the campaign checks that the school does not hold for this student."""
+    codes = set(checklist.campaign.field_codes)
+    held = {photo.kind for photo in checklist.student.photos.all()}
+    return [f.photo for f in roll_fields.PHOTO_FIELDS if f.code in codes and f.photo not in held]
+
+
+def student_photos(student, *, with_problems: bool = False) -> list[dict]:
+    """A student's photos side by side for staff (录取照片, then 学历照片), with the 学历照片's spec problems."""
+    from students.photos.services import photo_spec_problems
+
+    boxes = []
+    for field in roll_fields.PHOTO_FIELDS:
+        box = photo_box(getattr(student, field.key))
+        if box is None:
+            continue
+        box["label"] = field.label
+        box["problems"] = photo_spec_problems(box["photo"]) if with_problems and box["kind"] == "graduation" else []
+        boxes.append(box)
+    return boxes
 
 
 def info_rows(checklist: Checklist) -> list[dict]:
@@ -110,14 +147,29 @@ def campaign_for_workspace(campaign_id=None) -> Campaign | None:
 
 def class_checklists(*, campaign: Campaign, class_group, only_not_done: bool = False):
     """A class's students with their checklist, in 学号 order: one query."""
-    checklists = (
+    if only_not_done:
+        # The same list as the class's export of unverified students.
+        return checklists_not_done(campaign=campaign, class_group=class_group)
+    return (
         Checklist.objects.filter(campaign=campaign, student__class_group=class_group)
         .select_related("student")
         .order_by("student__student_number")
     )
-    if only_not_done:
-        checklists = checklists.exclude(state__in=Checklist.FINISHED)
-    return checklists
+
+
+def checklists_not_done(*, campaign: Campaign, departments=None, class_group=None):
+    """Checklists of students who have not finished, by department, class and 学号 (page and export)."""
+    # Excluded students (休学, 参军入伍 …) are not expected to check: the export lists them apart.
+    checklists = Checklist.objects.filter(campaign=campaign).exclude(
+        state__in=(*Checklist.FINISHED, Checklist.State.EXCLUDED)
+    )
+    if class_group is not None:
+        checklists = checklists.filter(student__class_group=class_group)
+    if departments is not None:
+        checklists = checklists.filter(student__department__in=departments)
+    return checklists.select_related("student__department").order_by(
+        "student__department__name", "student__class_name", "student__student_number"
+    )
 
 
 def review_queue(*, user, statuses, department_id=None, field_code=None):
@@ -151,3 +203,28 @@ def flag_for_staff(*, user, flag_id: int) -> Flag:
         ),
         pk=flag_id,
     )
+
+
+def correction_queue(*, user, statuses, campaign=None):
+    """Flags with the registrar, in 学号 and field order: the correction queue and the CHSI correction list."""
+    flags = (
+        Flag.objects.filter(checklist__student__in=students_for(user), status__in=statuses)
+        .select_related("checklist__student__department", "checklist__student__class_group", "checklist__campaign")
+        .prefetch_related("evidence")
+        .order_by("checklist__student__student_number", "field_code", "id")
+    )
+    if campaign is not None:
+        flags = flags.filter(checklist__campaign=campaign)
+    return flags
+
+
+def findings_list(*, departments, kind: str = ""):
+    """Import findings of students in ``departments``: the data-quality page and its export."""
+    from students.models import ImportFinding
+
+    findings = ImportFinding.objects.filter(student__department__in=departments).select_related(
+        "student__department", "student__class_group"
+    )
+    if kind:
+        findings = findings.filter(kind=kind)
+    return findings.order_by("student__department__name", "student__student_number", "field_code", "id")

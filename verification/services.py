@@ -12,16 +12,20 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import ngettext
 
 from students import fields as roll_fields
+from students.errors import NotFound, ServiceError
 from students.models import Student
+from students.permissions import has_capability, require_capability
 
 from . import evidence as evidence_files
-from .claims import clean_claimed_value
-from .models import Campaign, Checklist, Evidence, FieldCheck, Flag, FlagEvent, SupportRequest
+from . import signals
+from .models import Campaign, CampaignEvent, Checklist, Evidence, FieldCheck, Flag, FlagEvent, SupportRequest
 
 
-class VerificationError(Exception):
+class VerificationError(ServiceError):
     """A refused action; the message is meant for the person who tried it."""
 
 
@@ -30,34 +34,95 @@ class StaleRecordError(VerificationError):
 
 
 S = Flag.Status
-# (from, to) → who may make the move.  Registrar staff may also act as a department.
+# The actor of the moves nobody makes by hand: a roster import bringing the corrected value.
+SYSTEM = "system"
+# (from, to) → the capabilities (students/permissions.py) any one of which allows the move.
+# Registrar staff hold "flag.review" too, so they may also act as a department.
+# "checklist.answer_own" moves may be made by staff on a paper form ("student.record_for").
 TRANSITIONS = {
-    (S.SUBMITTED, S.RETURNED): "department",
-    (S.SUBMITTED, S.FORWARDED): "department",
-    (S.SUBMITTED, S.WITHDRAWN): "student",
-    (S.RETURNED, S.SUBMITTED): "student",
-    (S.RETURNED, S.WITHDRAWN): "student",
-    (S.FORWARDED, S.ACCEPTED): "registrar",
-    (S.FORWARDED, S.RETURNED): "registrar",
-    (S.ACCEPTED, S.RETURNED): "registrar",
-    (S.ACCEPTED, S.SUBMITTED_TO_CHSI): "registrar",
-    (S.ACCEPTED, S.CORRECTED): "registrar",
-    (S.SUBMITTED_TO_CHSI, S.CORRECTED): "registrar",
+    (S.SUBMITTED, S.RETURNED): {"flag.review"},
+    (S.SUBMITTED, S.FORWARDED): {"flag.review"},
+    (S.SUBMITTED, S.WITHDRAWN): {"checklist.answer_own"},
+    (S.RETURNED, S.SUBMITTED): {"checklist.answer_own"},
+    (S.RETURNED, S.WITHDRAWN): {"checklist.answer_own"},
+    (S.FORWARDED, S.ACCEPTED): {"flag.correct"},
+    (S.FORWARDED, S.RETURNED): {"flag.correct"},
+    (S.ACCEPTED, S.RETURNED): {"flag.correct"},
+    (S.ACCEPTED, S.SUBMITTED_TO_CHSI): {"flag.correct"},
+    (S.ACCEPTED, S.CORRECTED): {"flag.correct", SYSTEM},
+    (S.SUBMITTED_TO_CHSI, S.CORRECTED): {"flag.correct", SYSTEM},
+    # The new roster already holds the value the student claimed.
+    (S.SUBMITTED, S.CORRECTED): {SYSTEM},
+    (S.RETURNED, S.CORRECTED): {SYSTEM},
+    (S.FORWARDED, S.CORRECTED): {SYSTEM},
+    # The departments' deadline closes a returned flag; extending that deadline returns it again.
+    (S.RETURNED, S.NOT_RESUBMITTED): {SYSTEM},
+    (S.NOT_RESUBMITTED, S.RETURNED): {SYSTEM},
 }
+# What the review chain offers staff: action name → target status.  The actions a
+# user is shown are those the map lets them make from the statuses on the page.
+STAFF_ACTIONS = {
+    "forward": S.FORWARDED,
+    "accept": S.ACCEPTED,
+    "chsi_submitted": S.SUBMITTED_TO_CHSI,
+    "corrected": S.CORRECTED,
+    "return": S.RETURNED,
+}
+STAFF_CAPABILITIES = {"flag.review", "flag.correct"}
+
+
+def may_move(by, flag_or_status, to: str, *, proxy: bool = False, among=None) -> bool:
+    """May ``by`` (a user or ``SYSTEM``) move the flag (or any flag in that status) to ``to``?
+
+    Given a status instead of a flag, scope is not checked: "would they be offered it".
+    ``among`` limits the capabilities that count (the review chain counts only the staff ones).
+    """
+    status = getattr(flag_or_status, "status", flag_or_status)
+    flag = flag_or_status if hasattr(flag_or_status, "status") else None
+    needed = TRANSITIONS.get((status, to), set())
+    if among is not None:
+        needed = needed & among
+    if by == SYSTEM:
+        return SYSTEM in needed
+    for capability in needed - {SYSTEM}:
+        if capability == "checklist.answer_own" and proxy:
+            capability = "student.record_for"
+        if has_capability(by, capability, flag):
+            return True
+    return False
+
+
+def staff_actions(user, statuses) -> list[tuple[str, str]]:
+    """The bulk actions (name, label) ``user`` may take on flags in ``statuses``, for the queue's menu."""
+    labels = {
+        "forward": _("审核通过，转学籍科"),
+        "accept": _("受理"),
+        "chsi_submitted": _("已提交学信网更正"),
+        "corrected": _("学信网已更正"),
+        "return": _("退回学生修改"),
+    }
+    actions = [
+        (name, labels[name])
+        for name, to in STAFF_ACTIONS.items()
+        if any(may_move(user, status, to, among=STAFF_CAPABILITIES) for status in statuses)
+    ]
+    if has_capability(user, "flag.note"):
+        actions.append(("note", _("添加备注")))
+    return actions
+
+
 # Status changes the student is told about (notices issue sends the message).
 STUDENT_VISIBLE = {S.RETURNED, S.FORWARDED, S.ACCEPTED, S.SUBMITTED_TO_CHSI, S.CORRECTED}
 
 
 def record_value(student: Student, field: roll_fields.RollField) -> str:
-    """A field's value as CHSI's card shows it."""
-    return field.display(getattr(student, field.key))
+    """A field's full value as CHSI's card shows it (a flag stores it encrypted)."""
+    return field.display(getattr(student, field.key), masked=False)
 
 
 def _seen_value(student: Student, field: roll_fields.RollField) -> str:
-    # The confirmation pins the record version; the ID number itself is not copied again.
-    if field.key == "id_number":
-        return student.masked_id_number
-    return record_value(student, field)[:200]
+    # The confirmation pins the record version; a sensitive value itself is not copied again.
+    return field.display(getattr(student, field.key), masked=True)[:200]
 
 
 # ---------------------------------------------------------------------------
@@ -83,28 +148,136 @@ def campaigns_sync_open(*, now=None) -> int:
     return added
 
 
+# The later stages' defaults, counted from the students' deadline (docs/domain.md §13).
+DEPARTMENT_DAYS = 2
+REGISTRAR_DAYS = 3
+DEADLINES = (
+    ("closes_at", _lazy("核对截止")),
+    ("departments_close_at", _lazy("院系汇总截止")),
+    ("registrar_close_at", _lazy("学籍科上报截止")),
+)
+
+
+def _when(value) -> str:
+    return f"{timezone.localtime(value):%Y-%m-%d %H:%M}" if value else "—"
+
+
+def campaign_log(campaign, action, *, by=None, student=None, department=None, note="", now=None) -> CampaignEvent:
+    """One row of a campaign's calendar and membership history (``CampaignEvent``)."""
+    return CampaignEvent.objects.create(
+        campaign=campaign,
+        action=action,
+        student=student,
+        department=department,
+        actor=_user(by) if by is not None else None,
+        note=note,
+        created_at=now or timezone.now(),
+    )
+
+
+def _stage_defaults(campaign: Campaign) -> None:
+    """Fill the later deadlines left empty, and keep them in order when an earlier one moves past them."""
+    if not campaign.departments_close_at or campaign.departments_close_at < campaign.closes_at:
+        campaign.departments_close_at = campaign.closes_at + datetime.timedelta(days=DEPARTMENT_DAYS)
+    if not campaign.registrar_close_at or campaign.registrar_close_at < campaign.departments_close_at:
+        campaign.registrar_close_at = campaign.departments_close_at + datetime.timedelta(days=REGISTRAR_DAYS)
+
+
 @transaction.atomic
-def campaign_save(*, campaign: Campaign, cohorts, by=None) -> Campaign:
-    """Create or update a campaign and its checklists."""
+def campaign_save(*, campaign: Campaign, cohorts, by=None, now=None) -> Campaign:
+    """Create or update a campaign and its checklists.
+
+    Moving a deadline is logged; moving one later than now reopens what it closed (the students'
+    deadline: overdue students; the departments' one: flags closed as not resubmitted).
+    """
+    now = now or timezone.now()
     if campaign.closes_at <= campaign.opens_at:
         raise VerificationError(_("截止时间必须晚于开始时间"))
     unknown = set(campaign.field_codes) - set(roll_fields.BY_CODE)
     if unknown:
         raise VerificationError(_("未知字段：%(codes)s") % {"codes": _("、").join(sorted(unknown))})
+    _stage_defaults(campaign)
+    before = None
     if campaign.pk is None:
         campaign.created_by = by
+    else:
+        before = Campaign.objects.select_for_update().filter(pk=campaign.pk).first()
+        # The close is the scheduler's to set or clear, never the form's.
+        campaign.closed_at = before.closed_at if before else campaign.closed_at
     campaign.save()
     campaign.cohorts.set(cohorts)
     campaign_sync_students(campaign=campaign)
-    from notices.reminders import reminder_plan_ensure
-
-    reminder_plan_ensure(campaign=campaign)
+    if before is not None:
+        _deadlines_moved(campaign, before, by=by, now=now)
+    signals.campaign_saved.send(sender=Campaign, campaign=campaign)
     return campaign
 
 
-def campaign_close(*, campaign_id: int, now=None) -> int:
-    """Close a campaign past its deadline: students who never answered become 逾期未核对.
+def _deadlines_moved(campaign: Campaign, before: Campaign, *, by, now) -> None:
+    for name, label in DEADLINES:
+        old, new = getattr(before, name), getattr(campaign, name)
+        if old != new:
+            note = _("%(stage)s：%(old)s → %(new)s") % {"stage": label, "old": _when(old), "new": _when(new)}
+            campaign_log(campaign, CampaignEvent.Action.DEADLINE_CHANGED, by=by, note=note, now=now)
+    if campaign.closed_at and campaign.closes_at > now:
+        campaign_reopen(campaign=campaign, by=by, now=now)
+    if campaign.departments_deadline > now:
+        _flags_reopen(campaign, by=by, now=now)
 
+
+def campaign_reopen(*, campaign: Campaign, by=None, now=None) -> int:
+    """The students' deadline was extended after the close: the campaign is open again and the
+    students it marked overdue are back to what their answers say.  Returns how many."""
+    now = now or timezone.now()
+    campaign.closed_at = None
+    campaign.save(update_fields=["closed_at"])
+    reopened = 0
+    for checklist in campaign.checklists.filter(state=Checklist.State.OVERDUE).select_related("campaign", "student"):
+        checklist.state = Checklist.State.NOT_STARTED
+        refresh_state(checklist, now=now)
+        reopened += 1
+    campaign_log(
+        campaign,
+        CampaignEvent.Action.REOPENED,
+        by=by,
+        note=ngettext("%(n)s 名逾期学生可以继续核对", "%(n)s 名逾期学生可以继续核对", reopened) % {"n": reopened},
+        now=now,
+    )
+    return reopened
+
+
+def _flags_reopen(campaign: Campaign, *, by, now) -> int:
+    """The departments' deadline was extended: flags it closed as not resubmitted are returned again."""
+    flags = Flag.objects.filter(checklist__campaign=campaign, status=S.NOT_RESUBMITTED).select_related("checklist")
+    touched = set()
+    for flag in flags:
+        _flag_move(flag, S.RETURNED, by=SYSTEM, note=flag.return_reason, now=now, action=FlagEvent.Action.REOPENED)
+        touched.add(flag.checklist_id)
+    for checklist in Checklist.objects.filter(pk__in=touched).select_related("campaign", "student"):
+        refresh_state(checklist, now=now)
+    return len(touched)
+
+
+def _mark_overdue(checklists, *, now) -> int:
+    """Unfinished checklists past their deadline become 逾期未核对 (answered some fields but not all too).
+
+    A student whose record CHSI does not show has an open ticket: they wait for the registrar instead.
+    """
+    from .helpdesk import checklists_waiting_for_registrar
+
+    return (
+        checklists.filter(state__in=(Checklist.State.NOT_STARTED, Checklist.State.IN_PROGRESS))
+        .filter(Q(deadline__isnull=True) | Q(deadline__lte=now))
+        .exclude(pk__in=checklists_waiting_for_registrar())
+        .update(state=Checklist.State.OVERDUE)
+    )
+
+
+def campaign_close(*, campaign_id: int, now=None) -> int:
+    """Close a campaign past its students' deadline: students who have not finished become 逾期未核对.
+
+    Students with a later individual extension stay open; a flag returned to its student stays
+    amendable until the departments' deadline (``flags_close_not_resubmitted``).
     Safe to run twice; returns how many checklists were marked overdue.
     """
     now = now or timezone.now()
@@ -112,18 +285,268 @@ def campaign_close(*, campaign_id: int, now=None) -> int:
         campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
         if campaign.closed_at or campaign.closes_at > now:
             return 0
-        overdue = campaign.checklists.filter(state=Checklist.State.NOT_STARTED).update(state=Checklist.State.OVERDUE)
+        overdue = _mark_overdue(campaign.checklists.all(), now=now)
         campaign.closed_at = now
         campaign.save(update_fields=["closed_at"])
+        campaign_log(
+            campaign,
+            CampaignEvent.Action.CLOSED,
+            note=ngettext("%(n)s 名学生逾期未核对", "%(n)s 名学生逾期未核对", overdue) % {"n": overdue},
+            now=now,
+        )
     return overdue
 
 
-def campaigns_close_due(*, now=None) -> int:
+def flags_close_not_resubmitted(*, campaign_id: int, now=None) -> int:
+    """At the departments' deadline, flags still returned to their students close as 逾期未重新提交.
+
+    A student with a later individual extension keeps theirs.  Safe to run twice; returns how many closed.
+    """
     now = now or timezone.now()
-    return sum(
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
+        if campaign.departments_deadline > now:
+            return 0
+        flags = (
+            Flag.objects.select_for_update()
+            .filter(checklist__campaign=campaign, status=S.RETURNED)
+            .filter(Q(checklist__deadline__isnull=True) | Q(checklist__deadline__lte=now))
+        )
+        touched = set()
+        for flag in flags:
+            _flag_move(
+                flag,
+                S.NOT_RESUBMITTED,
+                by=SYSTEM,
+                note=_("院系汇总截止时仍未重新提交"),
+                now=now,
+                action=FlagEvent.Action.NOT_RESUBMITTED,
+            )
+            touched.add(flag.checklist_id)
+        for checklist in Checklist.objects.filter(pk__in=touched).select_related("campaign", "student"):
+            refresh_state(checklist, now=now)
+        if touched:
+            campaign_log(
+                campaign,
+                CampaignEvent.Action.FLAGS_CLOSED,
+                note=ngettext("%(n)s 名学生的退回报错未重新提交", "%(n)s 名学生的退回报错未重新提交", len(touched))
+                % {"n": len(touched)},
+                now=now,
+            )
+    return len(touched)
+
+
+def campaigns_close_due(*, now=None) -> int:
+    """Beat job: close campaigns past the students' deadline, individual extensions that ran out, and
+    returned flags past the departments' deadline.  Returns how many students were marked overdue."""
+    now = now or timezone.now()
+    overdue = sum(
         campaign_close(campaign_id=pk, now=now)
         for pk in Campaign.objects.filter(closed_at__isnull=True, closes_at__lte=now).values_list("pk", flat=True)
     )
+    # Individual extensions that ran out in campaigns already closed.
+    overdue += _mark_overdue(
+        Checklist.objects.filter(campaign__closed_at__isnull=False, deadline__isnull=False), now=now
+    )
+    for pk in (
+        Flag.objects.filter(status=S.RETURNED, checklist__campaign__closed_at__isnull=False)
+        .values_list("checklist__campaign_id", flat=True)
+        .distinct()
+    ):
+        flags_close_not_resubmitted(campaign_id=pk, now=now)
+    return overdue
+
+
+# ---------------------------------------------------------------------------
+# Who is in: individual extensions, exclusions and inclusions
+# ---------------------------------------------------------------------------
+
+
+def _lock_in_scope(checklist_id: int, by, capability: str) -> Checklist:
+    checklist = _lock(checklist_id)
+    require_capability(by, capability, checklist)
+    return checklist
+
+
+def checklist_extend(*, checklist_id: int, until, by, note: str = "", now=None) -> Checklist:
+    """An individual extension (sick, abroad): the student may answer until ``until``; ``None`` removes it.
+
+    A student already marked overdue is open again at once; the change is logged.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        checklist = _lock_in_scope(checklist_id, by, "checklist.extend")
+        if until is not None and until <= now:
+            raise VerificationError(_("延期时间必须晚于现在"))
+        if checklist.is_excluded:
+            raise VerificationError(_("该学生不参加本次核对，无需延期"))
+        checklist.deadline = until
+        checklist.save(update_fields=["deadline"])
+        if checklist.state == Checklist.State.OVERDUE and until is not None:
+            checklist.state = Checklist.State.NOT_STARTED
+        refresh_state(checklist, now=now)
+        text = _("延期至 %(when)s") % {"when": _when(until)} if until else _("取消个人延期")
+        if note.strip():
+            text = f"{text}；{note.strip()}"
+        campaign_log(
+            checklist.campaign,
+            CampaignEvent.Action.EXTENDED,
+            by=by,
+            student=checklist.student,
+            note=text[:500],
+            now=now,
+        )
+        return checklist
+
+
+def checklist_exclude(*, checklist_id: int, reason: str, note: str = "", by, now=None) -> Checklist:
+    """The student does not take part (少数民族预科, 休学, 参军入伍 …): out of the rates and the reminders."""
+    now = now or timezone.now()
+    if reason not in Checklist.Exclusion.values:
+        raise VerificationError(_("请选择不参加核对的原因"))
+    if reason == Checklist.Exclusion.OTHER and not note.strip():
+        raise VerificationError(_("原因为“其他”时请填写说明"))
+    with transaction.atomic():
+        checklist = _lock_in_scope(checklist_id, by, "checklist.membership")
+        checklist.excluded_reason = reason
+        checklist.excluded_note = note.strip()[:200]
+        checklist.state = Checklist.State.EXCLUDED
+        checklist.save(update_fields=["excluded_reason", "excluded_note", "state"])
+        label = Checklist.Exclusion(reason).label
+        campaign_log(
+            checklist.campaign,
+            CampaignEvent.Action.EXCLUDED,
+            by=by,
+            student=checklist.student,
+            note=f"{label}；{checklist.excluded_note}" if checklist.excluded_note else str(label),
+            now=now,
+        )
+        return checklist
+
+
+def checklist_restore(*, checklist_id: int, by, now=None) -> Checklist:
+    """An exclusion made by mistake: the student takes part again, their answers as they were."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        checklist = _lock_in_scope(checklist_id, by, "checklist.membership")
+        if not checklist.is_excluded:
+            return checklist
+        checklist.excluded_reason = ""
+        checklist.excluded_note = ""
+        checklist.state = Checklist.State.NOT_STARTED
+        checklist.save(update_fields=["excluded_reason", "excluded_note", "state"])
+        refresh_state(checklist, now=now)
+        campaign_log(checklist.campaign, CampaignEvent.Action.RESTORED, by=by, student=checklist.student, now=now)
+        return checklist
+
+
+def checklist_include(*, campaign: Campaign, student: Student, reason: str, by, now=None) -> Checklist:
+    """A student of another cohort (复学, 转入) takes part in this campaign."""
+    now = now or timezone.now()
+    require_capability(by, "checklist.membership", student)
+    if reason not in Checklist.Inclusion.values:
+        raise VerificationError(_("请选择加入核对的原因"))
+    with transaction.atomic():
+        checklist, created = Checklist.objects.get_or_create(campaign=campaign, student=student)
+        if not created and not checklist.is_excluded:
+            raise VerificationError(_("该学生已在本次核对中"))
+        checklist.included_reason = reason
+        checklist.save(update_fields=["included_reason"])
+        if checklist.is_excluded:
+            checklist.excluded_reason, checklist.excluded_note = "", ""
+            checklist.state = Checklist.State.NOT_STARTED
+            checklist.save(update_fields=["excluded_reason", "excluded_note", "state"])
+            refresh_state(checklist, now=now)
+        campaign_log(
+            campaign,
+            CampaignEvent.Action.INCLUDED,
+            by=by,
+            student=student,
+            note=str(Checklist.Inclusion(reason).label),
+            now=now,
+        )
+        return checklist
+
+
+# ---------------------------------------------------------------------------
+# Department sign-off (院系确认提交)
+# ---------------------------------------------------------------------------
+
+
+def department_sign_off(*, campaign: Campaign, department, remark: str = "", by, now=None):
+    """The secretary signs off the department's results: the counts at this moment and a remark, logged."""
+    from . import dashboards
+    from .models import DepartmentSignOff
+
+    now = now or timezone.now()
+    require_capability(by, "department.sign_off", department)
+    if now < campaign.opens_at:
+        raise VerificationError(_("核对尚未开始，不能确认提交"))
+    with transaction.atomic():
+        Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if DepartmentSignOff.objects.filter(
+            campaign=campaign, department=department, withdrawn_at__isnull=True
+        ).exists():
+            raise VerificationError(_("本院系已确认提交；如需修改请联系学籍科撤回"))
+        counts = dashboards.counts_of(Checklist.objects.filter(campaign=campaign, student__department=department))
+        sign_off = DepartmentSignOff.objects.create(
+            campaign=campaign,
+            department=department,
+            signed_by=by,
+            signed_at=now,
+            total=counts.total,
+            finished=counts.done,
+            flagged=counts.flagged,
+            overdue=counts.overdue,
+            excluded=counts.excluded,
+            remark=remark.strip()[:1000],
+        )
+        campaign_log(
+            campaign,
+            CampaignEvent.Action.SIGNED_OFF,
+            by=by,
+            department=department,
+            note=_(
+                "应核对 %(total)s 人，已完成 %(done)s 人，有报错 %(flagged)s 人，逾期 %(overdue)s 人，不参加 %(excluded)s 人"
+            )
+            % {
+                "total": counts.total,
+                "done": counts.done,
+                "flagged": counts.flagged,
+                "overdue": counts.overdue,
+                "excluded": counts.excluded,
+            },
+            now=now,
+        )
+        return sign_off
+
+
+def sign_off_withdraw(*, sign_off_id: int, reason: str, by, now=None):
+    """Registrar staff withdraw a department's sign-off (the department signs off again), with a reason."""
+    from .models import DepartmentSignOff
+
+    now = now or timezone.now()
+    require_capability(by, "department.withdraw_sign_off")
+    if not reason.strip():
+        raise VerificationError(_("撤回时请填写原因"))
+    with transaction.atomic():
+        sign_off = DepartmentSignOff.objects.select_for_update().filter(pk=sign_off_id).first()
+        if sign_off is None:
+            raise NotFound
+        if sign_off.withdrawn_at is None:
+            sign_off.withdrawn_at = now
+            sign_off.withdrawn_by = by
+            sign_off.withdraw_reason = reason.strip()[:1000]
+            sign_off.save(update_fields=["withdrawn_at", "withdrawn_by", "withdraw_reason"])
+            campaign_log(
+                sign_off.campaign,
+                CampaignEvent.Action.SIGN_OFF_WITHDRAWN,
+                by=by,
+                department=sign_off.department,
+                note=sign_off.withdraw_reason,
+                now=now,
+            )
+        return sign_off
 
 
 # ---------------------------------------------------------------------------
@@ -132,27 +555,68 @@ def campaigns_close_due(*, now=None) -> int:
 
 
 def _lock(checklist_id: int) -> Checklist:
-    return Checklist.objects.select_for_update().select_related("campaign", "student").get(pk=checklist_id)
+    try:
+        return Checklist.objects.select_for_update().select_related("campaign", "student").get(pk=checklist_id)
+    except Checklist.DoesNotExist:
+        raise NotFound from None
 
 
-def _check_writable(checklist: Checklist, record_version: int | None, *, now):
-    if not checklist.campaign.is_open(now):
+def _lock_flag(flag_id: int) -> tuple[Checklist, Flag]:
+    """A flag and its checklist, locked (checklist first, as every writer does); ``NotFound`` if missing."""
+    checklist_id = Flag.objects.filter(pk=flag_id).values_list("checklist_id", flat=True).first()
+    if checklist_id is None:
+        raise NotFound
+    checklist = _lock(checklist_id)
+    flag = Flag.objects.select_for_update().get(pk=flag_id)
+    return checklist, flag
+
+
+def _require_answerer(by, checklist: Checklist, *, proxy: bool) -> None:
+    """The student themself, or staff in scope recording a paper form; else ``NotFound``.
+
+    ``SYSTEM`` answers for the student only in the demo seed (students there have no account yet).
+    """
+    if by == SYSTEM:
+        return
+    require_capability(by, "student.record_for" if proxy else "checklist.answer_own", checklist)
+
+
+def _user(by):
+    """The user to store as having done something: none for the system."""
+    return None if by == SYSTEM else by
+
+
+def _check_writable(checklist: Checklist, record_version: int | None, *, now, flag: Flag | None = None):
+    """Open for answers (an individual extension included); a returned ``flag`` also until the departments' deadline."""
+    if checklist.is_excluded:
+        raise VerificationError(_("你不参加本次核对，无需操作"))
+    amending = flag is not None and flag.is_returned and checklist.returned_amendable(now)
+    if not checklist.is_open(now) and not amending:
         raise VerificationError(_("核对已截止，不能再修改"))
     if record_version is not None and int(record_version) != checklist.student.version:
         raise StaleRecordError(_("你的学籍信息在你打开页面后已更新，请查看最新信息后重新核对。"))
 
 
 def _checked_field(checklist: Checklist, field_code: str) -> roll_fields.RollField:
-    for field in checklist.campaign.checked_fields():
+    for field in checklist.checked_fields():
         if field.code == field_code:
             return field
     raise VerificationError(_("该字段无需核对"))
 
 
+def _past_close(checklist: Checklist, now) -> bool:
+    """Has the close passed for this student (processed, and no individual extension left)?"""
+    if checklist.campaign.closed_at is None or (checklist.deadline and now < checklist.deadline):
+        return False
+    from .helpdesk import checklists_waiting_for_registrar
+
+    return not checklists_waiting_for_registrar().filter(checklist_id=checklist.pk).exists()
+
+
 def refresh_state(checklist: Checklist, *, now=None) -> Checklist:
     """Recompute and save a checklist's state from its answers and flags."""
     now = now or timezone.now()
-    codes = [f.code for f in checklist.campaign.checked_fields()]
+    codes = [f.code for f in checklist.checked_fields()]
     answers = dict(checklist.field_checks.values_list("field_code", "status"))
     flag_statuses = set(checklist.flags.values_list("status", flat=True))
     answered = [c for c in codes if answers.get(c) in (FieldCheck.Status.CONFIRMED, FieldCheck.Status.FLAGGED)]
@@ -163,15 +627,17 @@ def refresh_state(checklist: Checklist, *, now=None) -> Checklist:
         state = Checklist.State.FLAGGED if flagged else Checklist.State.CONFIRMED
     elif answers:
         state = Checklist.State.IN_PROGRESS
-    elif checklist.state == Checklist.State.OVERDUE:
-        state = Checklist.State.OVERDUE
     else:
         state = Checklist.State.NOT_STARTED
+    if checklist.state == Checklist.State.EXCLUDED:
+        state = Checklist.State.EXCLUDED
+    elif state in (Checklist.State.NOT_STARTED, Checklist.State.IN_PROGRESS) and _past_close(checklist, now):
+        state = Checklist.State.OVERDUE
     checklist.state = state
     if state in Checklist.FINISHED:
         checklist.finished_at = checklist.finished_at or now
-    else:
-        checklist.finished_at = None
+    # The first finish is kept when the check reopens (a changed value, a returned flag): the completion
+    # history never drops, and "finished, then reopened" is told apart from "never finished".
     checklist.save(update_fields=["state", "finished_at", "last_activity_at", "attested_at"])
     return checklist
 
@@ -188,7 +654,7 @@ def _answer(checklist, fields, status, *, by, proxy, now):
                 record_version=checklist.student.version,
                 previous_value="",
                 answered_at=now,
-                answered_by=by,
+                answered_by=_user(by),
                 is_proxy=proxy,
             )
             for field in fields
@@ -207,13 +673,13 @@ def _answer(checklist, fields, status, *, by, proxy, now):
     )
 
 
-def _log(flag, action, *, by, from_status="", to_status="", note="", now=None):
+def _log(flag, action: FlagEvent.Action, *, by, from_status="", to_status="", note="", now=None):
     FlagEvent.objects.create(
         flag=flag,
         action=action,
         from_status=from_status,
         to_status=to_status,
-        actor=by,
+        actor=_user(by),
         note=note,
         created_at=now or timezone.now(),
     )
@@ -224,13 +690,14 @@ def field_confirm(*, checklist_id: int, field_code: str, record_version, by, pro
     now = now or timezone.now()
     with transaction.atomic():
         checklist = _lock(checklist_id)
+        _require_answerer(by, checklist, proxy=proxy)
         _check_writable(checklist, record_version, now=now)
         field = _checked_field(checklist, field_code)
         flag = checklist.flags.filter(field_code=field_code, status__in=Flag.OPEN).first()
         if flag:
-            if flag.status not in (S.SUBMITTED, S.RETURNED):
+            if not flag.is_editable:
                 raise VerificationError(_("该报错已转学籍科处理，不能改为正确；如有疑问请联系学籍科。"))
-            _flag_move(flag, S.WITHDRAWN, by=by, note=_("学生改为确认正确"), now=now)
+            _flag_move(flag, S.WITHDRAWN, by=by, proxy=proxy, note=_("学生改为确认正确"), now=now)
         _answer(checklist, [field], FieldCheck.Status.CONFIRMED, by=by, proxy=proxy, now=now)
         checklist.last_activity_at = now
         return refresh_state(checklist, now=now)
@@ -241,23 +708,43 @@ def checklist_confirm_all(*, checklist_id: int, record_version, by, proxy=False,
     now = now or timezone.now()
     with transaction.atomic():
         checklist = _lock(checklist_id)
+        _require_answerer(by, checklist, proxy=proxy)
         _check_writable(checklist, record_version, now=now)
         if (
             checklist.flags.filter(status__in=Flag.OPEN).exists()
             or checklist.field_checks.filter(status=FieldCheck.Status.FLAGGED).exists()
         ):
             raise VerificationError(_("你有报错的字段，不能一键确认全部正确；请逐项核对。"))
-        _answer(
-            checklist, checklist.campaign.checked_fields(), FieldCheck.Status.CONFIRMED, by=by, proxy=proxy, now=now
-        )
+        _answer(checklist, checklist.checked_fields(), FieldCheck.Status.CONFIRMED, by=by, proxy=proxy, now=now)
         checklist.attested_at = now
+        checklist.last_activity_at = now
+        return refresh_state(checklist, now=now)
+
+
+def checklist_confirm_rest(*, checklist_id: int, record_version, by, proxy=False, now=None) -> Checklist:
+    """其余全部正确: once some field is flagged, confirm every field that is not, keeping the flags.
+
+    Fields already answered 正确 are confirmed again against the current record; flagged fields
+    (an open flag or a 有误 answer) are left as they are.  It is not 全部正确, so ``attested_at`` stays empty.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        checklist = _lock(checklist_id)
+        _require_answerer(by, checklist, proxy=proxy)
+        _check_writable(checklist, record_version, now=now)
+        flagged = set(checklist.flags.filter(status__in=Flag.OPEN).values_list("field_code", flat=True))
+        flagged |= set(
+            checklist.field_checks.filter(status=FieldCheck.Status.FLAGGED).values_list("field_code", flat=True)
+        )
+        rest = [field for field in checklist.checked_fields() if field.code not in flagged]
+        _answer(checklist, rest, FieldCheck.Status.CONFIRMED, by=by, proxy=proxy, now=now)
         checklist.last_activity_at = now
         return refresh_state(checklist, now=now)
 
 
 def _validate_claim(field, claimed_value: str, student: Student) -> str:
     try:
-        value = clean_claimed_value(field, claimed_value, id_type=student.id_type)
+        value = field.clean_claim(claimed_value, id_type=student.id_type)
     except ValueError as exc:
         raise VerificationError(str(exc)) from None
     if field.same(value, getattr(student, field.key)):
@@ -307,7 +794,7 @@ def _attach(flag: Flag, stored, *, by):
                 content_type=item.content_type,
                 size=item.size,
                 sha256=item.sha256,
-                uploaded_by=by,
+                uploaded_by=_user(by),
             )
             for item in stored
         ]
@@ -336,10 +823,11 @@ def field_flag(
     try:
         with transaction.atomic():
             checklist = _lock(checklist_id)
-            _check_writable(checklist, record_version, now=now)
+            _require_answerer(by, checklist, proxy=proxy)
+            flag = checklist.flags.filter(field_code=field_code, status__in=Flag.OPEN).first()
+            _check_writable(checklist, record_version, now=now, flag=flag)
             field = _checked_field(checklist, field_code)
             value = _validate_claim(field, claimed_value, checklist.student)
-            flag = checklist.flags.filter(field_code=field_code, status__in=Flag.OPEN).first()
             if flag:
                 return _amend(flag, checklist, field, value, explanation, stored, by=by, proxy=proxy, now=now)
             flag = Flag.objects.create(
@@ -349,11 +837,11 @@ def field_flag(
                 claimed_value=value,
                 explanation=explanation.strip(),
                 record_version=checklist.student.version,
-                created_by=by,
+                created_by=_user(by),
                 is_proxy=proxy,
             )
             _attach(flag, stored, by=by)
-            _log(flag, "verification.flag.submitted", by=by, to_status=S.SUBMITTED, note=flag.explanation, now=now)
+            _log(flag, FlagEvent.Action.SUBMITTED, by=by, to_status=S.SUBMITTED, note=flag.explanation, now=now)
             _answer(checklist, [field], FieldCheck.Status.FLAGGED, by=by, proxy=proxy, now=now)
             checklist.last_activity_at = now
             checklist.attested_at = None  # "all correct" no longer holds
@@ -372,10 +860,9 @@ def flag_amend(
     stored = _store_files(list(files))
     try:
         with transaction.atomic():
-            checklist_id = Flag.objects.values_list("checklist_id", flat=True).get(pk=flag_id)
-            checklist = _lock(checklist_id)
-            flag = Flag.objects.get(pk=flag_id)
-            _check_writable(checklist, record_version, now=now)
+            checklist, flag = _lock_flag(flag_id)
+            _require_answerer(by, checklist, proxy=False)
+            _check_writable(checklist, record_version, now=now, flag=flag)
             field = _checked_field(checklist, flag.field_code)
             value = _validate_claim(field, claimed_value, checklist.student)
             return _amend(flag, checklist, field, value, explanation, stored, by=by, proxy=False, now=now)
@@ -385,7 +872,7 @@ def flag_amend(
 
 
 def _amend(flag, checklist, field, value, explanation, stored, *, by, proxy, now) -> Flag:
-    if flag.status not in (S.SUBMITTED, S.RETURNED):
+    if not flag.is_editable:
         raise VerificationError(_("该报错已转学籍科处理，不能再修改；如有疑问请联系学籍科。"))
     edited = (flag.claimed_value, flag.explanation) != (value, explanation.strip())
     flag.claimed_value = value
@@ -395,10 +882,12 @@ def _amend(flag, checklist, field, value, explanation, stored, *, by, proxy, now
     flag.save(update_fields=["claimed_value", "explanation", "recorded_value", "record_version", "updated_at"])
     added = _attach(flag, stored, by=by)
     if flag.status == S.RETURNED:
-        _flag_move(flag, S.SUBMITTED, by=by, note=flag.explanation, now=now, action="verification.flag.resubmitted")
+        _flag_move(
+            flag, S.SUBMITTED, by=by, proxy=proxy, note=flag.explanation, now=now, action=FlagEvent.Action.RESUBMITTED
+        )
     elif edited or added:
         # A double submit changes nothing and leaves no trace in the history.
-        _log(flag, "verification.flag.amended", by=by, note=flag.explanation, now=now)
+        _log(flag, FlagEvent.Action.AMENDED, by=by, note=flag.explanation, now=now)
     _answer(checklist, [field], FieldCheck.Status.FLAGGED, by=by, proxy=proxy, now=now)
     checklist.last_activity_at = now
     refresh_state(checklist, now=now)
@@ -409,10 +898,9 @@ def flag_withdraw(*, flag_id: int, by, now=None) -> Flag:
     """The student takes a flag back; the field is unanswered again."""
     now = now or timezone.now()
     with transaction.atomic():
-        checklist_id = Flag.objects.values_list("checklist_id", flat=True).get(pk=flag_id)
-        checklist = _lock(checklist_id)
-        _check_writable(checklist, None, now=now)
-        flag = Flag.objects.get(pk=flag_id)
+        checklist, flag = _lock_flag(flag_id)
+        _require_answerer(by, checklist, proxy=False)
+        _check_writable(checklist, None, now=now, flag=flag)
         _flag_move(flag, S.WITHDRAWN, by=by, now=now)
         checklist.field_checks.filter(field_code=flag.field_code, status=FieldCheck.Status.FLAGGED).delete()
         checklist.last_activity_at = now
@@ -420,8 +908,9 @@ def flag_withdraw(*, flag_id: int, by, now=None) -> Flag:
         return flag
 
 
-def _flag_move(flag: Flag, to: str, *, by, note="", now=None, action=None):
-    if (flag.status, to) not in TRANSITIONS:
+def _flag_move(flag: Flag, to: str, *, by, proxy=False, note="", now=None, action=None):
+    """The one place a flag changes status: the move must be in ``TRANSITIONS`` and allowed to ``by``."""
+    if not may_move(by, flag, to, proxy=proxy):
         raise VerificationError(
             _("报错当前为“%(status)s”，不能改为“%(to)s”") % {"status": flag.get_status_display(), "to": S(to).label}
         )
@@ -430,35 +919,26 @@ def _flag_move(flag: Flag, to: str, *, by, note="", now=None, action=None):
     if to == S.RETURNED:
         flag.return_reason = note
     flag.save(update_fields=["status", "return_reason", "updated_at"])
-    _log(flag, action or f"verification.flag.{to}", by=by, from_status=previous, to_status=to, note=note, now=now)
-    from notices.services import flag_change_notify
-
-    flag_change_notify(flag=flag, to=to, note=note)
+    if to == S.WITHDRAWN:
+        # docs/privacy.md: a withdrawn flag keeps no evidence.  Rows go now; the files once this commits
+        # (retention._evidence_file_goes_with_its_row), so a rollback keeps both.
+        flag.evidence.all().delete()
+    _log(flag, action or FlagEvent.Action(to), by=by, from_status=previous, to_status=to, note=note, now=now)
+    signals.flag_moved.send(sender=Flag, flag=flag, previous=previous, to=to, note=note, by=by)
 
 
 def flag_transition(*, flag_id: int, to: str, by, note: str = "", now=None) -> Flag:
     """Move a flag along the review chain (department and registrar actions).
 
-    Who may act is checked by the caller's scoped lookup plus the role the
-    transition needs; a move not in ``TRANSITIONS`` is refused.
+    A flag missing or out of the actor's scope is ``NotFound``; a move not in
+    ``TRANSITIONS`` or not allowed to the actor's capabilities is refused.
+    The student's own moves (resubmit, withdraw) have their own services.
     """
-    from students.permissions import is_registrar, is_secretary, students_for
-
     now = now or timezone.now()
     with transaction.atomic():
-        checklist_id = Flag.objects.values_list("checklist_id", flat=True).get(pk=flag_id)
-        checklist = _lock(checklist_id)
-        flag = Flag.objects.select_for_update().get(pk=flag_id)
-        if not students_for(by).filter(pk=checklist.student_id).exists():
-            # Out of the actor's scope: behave as if the flag did not exist.
-            raise Flag.DoesNotExist
-        needed = TRANSITIONS.get((flag.status, to))
-        allowed = {
-            "department": is_registrar(by) or is_secretary(by),
-            "registrar": is_registrar(by),
-            "student": False,
-        }
-        if needed is None or not allowed[needed]:
+        checklist, flag = _lock_flag(flag_id)
+        require_capability(by, "student.view", checklist)
+        if not may_move(by, flag, to, among=STAFF_CAPABILITIES):
             raise VerificationError(
                 _("报错当前为“%(status)s”，不能改为“%(to)s”") % {"status": flag.get_status_display(), "to": S(to).label}
             )
@@ -470,10 +950,14 @@ def flag_transition(*, flag_id: int, to: str, by, note: str = "", now=None) -> F
 
 
 def flag_note(*, flag_id: int, by, note: str, now=None):
+    """A staff note in a flag's history; ``NotFound`` if the flag is missing or out of scope."""
+    flag = Flag.objects.select_related("checklist").filter(pk=flag_id).first()
+    if flag is None:
+        raise NotFound
+    require_capability(by, "flag.note", flag)
     if not note.strip():
         raise VerificationError(_("备注不能为空"))
-    flag = Flag.objects.get(pk=flag_id)
-    _log(flag, "verification.flag.note", by=by, note=note.strip(), now=now)
+    _log(flag, FlagEvent.Action.NOTE, by=by, note=note.strip(), now=now)
 
 
 def support_request_create(*, checklist_id: int, kind: str, note: str = "", by, now=None) -> SupportRequest:
@@ -481,9 +965,13 @@ def support_request_create(*, checklist_id: int, kind: str, note: str = "", by, 
     now = now or timezone.now()
     with transaction.atomic():
         checklist = _lock(checklist_id)
+        _require_answerer(by, checklist, proxy=False)
         _check_writable(checklist, None, now=now)
         request, _created = SupportRequest.objects.get_or_create(
-            checklist=checklist, kind=kind, status=SupportRequest.Status.OPEN, defaults={"note": note.strip()}
+            checklist=checklist,
+            kind=kind,
+            status__in=SupportRequest.OPEN,
+            defaults={"note": note.strip(), "status": SupportRequest.Status.NEW},
         )
         checklist.last_activity_at = now
         checklist.save(update_fields=["last_activity_at"])
@@ -493,8 +981,6 @@ def support_request_create(*, checklist_id: int, kind: str, note: str = "", by, 
 # ---------------------------------------------------------------------------
 # Roster re-imports
 # ---------------------------------------------------------------------------
-
-CORRECTION_PENDING = (S.FORWARDED, S.ACCEPTED, S.SUBMITTED_TO_CHSI, S.CORRECTED)
 
 
 def roster_changes_apply(*, changes: dict, roster_import_id=None, now=None) -> int:
@@ -506,8 +992,6 @@ def roster_changes_apply(*, changes: dict, roster_import_id=None, now=None) -> i
     one the student claimed is corrected: the flag closes and the field
     reopens so the student confirms the fix.  Returns the number reopened.
     """
-    from notices.services import flag_change_notify
-
     now = now or timezone.now()
     by_code = defaultdict(dict)
     for student_id, fields in changes.items():
@@ -532,7 +1016,7 @@ def roster_changes_apply(*, changes: dict, roster_import_id=None, now=None) -> i
             flags = {
                 (f.checklist_id, f.field_code): f
                 for f in Flag.objects.filter(
-                    checklist__student_id__in=chunk, status__in=CORRECTION_PENDING + (S.SUBMITTED, S.RETURNED)
+                    checklist__student_id__in=chunk, status__in=Flag.OPEN + (S.CORRECTED,)
                 ).order_by("created_at", "id")
             }
             for check in checks:
@@ -545,23 +1029,19 @@ def roster_changes_apply(*, changes: dict, roster_import_id=None, now=None) -> i
                     if not flag or not field.same(flag.claimed_value, new):
                         continue
                     if flag.status != S.CORRECTED:
-                        previous = flag.status
-                        flag.status = S.CORRECTED
-                        flag.save(update_fields=["status", "updated_at"])
-                        _log(
+                        _flag_move(
                             flag,
-                            "verification.flag.corrected_by_import",
-                            by=None,
-                            from_status=previous,
-                            to_status=S.CORRECTED,
+                            S.CORRECTED,
+                            by=SYSTEM,
                             note=_("名单导入 #%(id)s 已带来更正后的值") % {"id": roster_import_id},
                             now=now,
+                            action=FlagEvent.Action.CORRECTED_BY_IMPORT,
                         )
-                        flag_change_notify(flag=flag, to=S.CORRECTED)
                 elif check.status != FieldCheck.Status.CONFIRMED:
                     continue
                 check.status = FieldCheck.Status.REOPENED
-                check.previous_value = check.seen_value if field.key != "id_number" else _mask_old(old)
+                # The column is plain text: a sensitive old value is kept masked.
+                check.previous_value = field.display(old, masked=True) if field.sensitive else check.seen_value
                 check.save(update_fields=["status", "previous_value"])
                 touched.add(check.checklist_id)
                 reopened += 1
@@ -570,26 +1050,44 @@ def roster_changes_apply(*, changes: dict, roster_import_id=None, now=None) -> i
     return reopened
 
 
-def _mask_old(value) -> str:
-    from students.idnumbers import mask
-
-    return mask(value or "")
-
-
 def flags_transition_bulk(*, flag_ids: list[int], to: str, by, note: str = "", now=None) -> tuple[int, list[str]]:
     """The same move for many flags; each is its own transaction, refusals are collected.
 
-    Returns (moved, messages for the refused ones).
+    Returns (moved, messages for the refused ones).  Each message names the
+    student and the field; flags that are missing and flags out of the actor's
+    scope get one and the same message, so that neither can be told apart.
     """
-    moved, refused = 0, []
+    moved, refused, not_found = 0, [], 0
     for flag_id in flag_ids:
         try:
             flag_transition(flag_id=flag_id, to=to, by=by, note=note, now=now)
-        except (VerificationError, Flag.DoesNotExist) as exc:
-            refused.append(f"#{flag_id}: {exc}" if str(exc) else f"#{flag_id}")
+        except NotFound:
+            not_found += 1
+        except VerificationError as exc:
+            flag = Flag.objects.select_related("checklist__student").get(pk=flag_id)
+            refused.append(_("%(flag)s：%(reason)s") % {"flag": flag_title(flag), "reason": exc})
         else:
             moved += 1
+    if not_found:
+        refused.append(
+            ngettext(
+                "%(n)s 条选中的报错不存在或已不在你的处理范围内。",
+                "%(n)s 条选中的报错不存在或已不在你的处理范围内。",
+                not_found,
+            )
+            % {"n": not_found}
+        )
     return moved, refused
+
+
+def flag_title(flag: Flag) -> str:
+    """A flag in words for staff: whose and which field, e.g. 王小明（2025010001）的“班级”."""
+    student = flag.checklist.student
+    return _("%(name)s（%(number)s）的“%(field)s”") % {
+        "name": student.name,
+        "number": student.student_number,
+        "field": flag.field.label,
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -605,6 +1103,7 @@ def progress_link_create(*, campaign: Campaign, class_group, by, days: int = PRO
 
     from .models import ClassProgressLink
 
+    require_capability(by, "class.share_progress", class_group)
     now = now or timezone.now()
     days = max(1, min(int(days), 60))
     return ClassProgressLink.objects.create(
@@ -617,7 +1116,9 @@ def progress_link_create(*, campaign: Campaign, class_group, by, days: int = PRO
     )
 
 
-def progress_link_revoke(*, link, now=None):
+def progress_link_revoke(*, link, by, now=None):
+    """Revoke a class progress link; ``by`` must be allowed to share that class's progress."""
+    require_capability(by, "class.share_progress", link.class_group)
     if link.revoked_at is None:
         link.revoked_at = now or timezone.now()
         link.save(update_fields=["revoked_at"])

@@ -8,12 +8,13 @@ workspaces; ``export_patterns`` (``exports``) the export pages.  The project's
 
 from django.urls import path
 
-from .views import exports, student, workspace
+from .views import exports, helpdesk, photos, sources, student, workspace
 
 student_patterns = [
     path("check/", student.my_checks, name="my_checks"),
     path("check/<int:campaign_id>/", student.checklist, name="checklist"),
     path("check/<int:campaign_id>/confirm-all/", student.confirm_all, name="confirm_all"),
+    path("check/<int:campaign_id>/confirm-rest/", student.confirm_rest, name="confirm_rest"),
     path("check/<int:campaign_id>/fields/<str:field_code>/confirm/", student.field_confirm, name="field_confirm"),
     path("check/<int:campaign_id>/fields/<str:field_code>/flag/", student.field_flag, name="field_flag"),
     path("check/<int:campaign_id>/help/<str:kind>/", student.support_request, name="support_request"),
@@ -38,6 +39,15 @@ workspace_patterns = [
     path("school/", workspace.school, name="school"),
     path("corrections/", workspace.correction_queue, name="correction_queue"),
     path("findings/", workspace.findings, name="findings"),
+    path("photos/missing/", photos.missing_photos, name="missing_photos"),
+    path("tickets/", helpdesk.ticket_queue, name="ticket_queue"),
+    path("tickets/<int:ticket_id>/", helpdesk.ticket_detail, name="ticket_detail"),
+    path("tickets/<int:ticket_id>/act/", helpdesk.ticket_act, name="ticket_act"),
+    path("sources/", sources.source_list, name="source_list"),
+    path("sources/<int:source_id>/", sources.source_diff, name="source_diff"),
+    path("sources/<int:source_id>/decide/", sources.source_decide, name="source_decide"),
+    path("api-clients/", sources.api_clients, name="api_clients"),
+    path("api-clients/<int:client_id>/revoke/", sources.api_client_revoke_view, name="api_client_revoke"),
 ]
 
 export_patterns = [
@@ -45,4 +55,5 @@ export_patterns = [
     path("new/", exports.export_create, name="export_create"),
     path("<int:export_id>/download/", exports.export_download, name="export_download"),
     path("log/", exports.export_log, name="export_log"),
+    path("photo-corrections/", photos.photo_corrections_zip, name="photo_corrections_zip"),
 ]

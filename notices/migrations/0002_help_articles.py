@@ -1,4 +1,4 @@
-"""Seed the help centre with the problems every 学籍核对 notice repeats (shared/DOMAIN.md §7)."""
+"""Seed the help centre with the problems every 学籍核对 notice repeats (docs/domain.md §7)."""
 
 from django.db import migrations
 

@@ -1,7 +1,7 @@
 """The outside world of the delivery tests, run locally, and a real Celery worker.
 
 - ``SmtpRecorder``: an aiosmtpd server keeping every message it accepted.  It
-  can answer 451 to chosen recipients, or hold one RCPT until the test says so
+  can refuse chosen recipients (451 unless told otherwise), or hold one RCPT until the test says so
   (to kill a worker before that message is accepted).
 - ``RobotServer``: http.server standing in for WeCom and DingTalk group robots.
   It records every POST, checks DingTalk's timestamp + sign, and answers the
@@ -63,8 +63,9 @@ class SmtpRecorder:
         self.messages = []
         self.rcpt_count = 0
         self.attempts = {}  # address → RCPT commands seen
-        # address → how many of its first RCPTs get a 451 (None: all of them).
+        # address → how many of its first RCPTs are refused (None: all of them).
         self.refuse = {}
+        self.refusal = "451 4.3.0 Mailbox temporarily unavailable, try again later"  # what a refused RCPT hears
         self.hold_at = None  # the n-th RCPT of the session is held …
         self.holding = threading.Event()  # … this is set once it is …
         self.release = threading.Event()  # … until this is.
@@ -77,7 +78,7 @@ class SmtpRecorder:
             self.attempts[address] = self.attempts.get(address, 0) + 1
             tries = self.attempts[address]
         if address in self.refuse and (self.refuse[address] is None or tries <= self.refuse[address]):
-            return "451 4.3.0 Mailbox temporarily unavailable, try again later"
+            return self.refusal
         if number == self.hold_at:
             self.holding.set()
             while not self.release.is_set():

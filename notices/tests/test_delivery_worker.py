@@ -17,7 +17,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from notices import digests, reminders
+from notices import digests, outbox, reminders, robots, selectors
 from notices.models import Delivery, DepartmentChannel, Digest, DigestDelivery, ReminderStage
 from notices.tasks import deliveries_send
 from registrar_portal.celery import app
@@ -203,7 +203,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(lease, w
     smtp.recorder.release.set()
 
     assert len(smtp.recorder.messages) == 2
-    counts = dict.fromkeys(Delivery.Status.values, 0) | reminders.delivery_counts(campaign=campaign)
+    counts = dict.fromkeys(Delivery.Status.values, 0) | selectors.delivery_counts(campaign=campaign)
     assert (counts["sent"], counts["sending"], counts["pending"]) == (2, 1, 3)
 
     # A new worker; the beat's requeue, once the lease has passed, finds the claimed
@@ -211,7 +211,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(lease, w
     worker.start()
     interrupted = Delivery.objects.get(campaign=campaign, status=Delivery.Status.SENDING)
     wait_until(lambda: timezone.now() > interrupted.claimed_at + datetime.timedelta(seconds=lease), message="the lease")
-    assert reminders.deliveries_requeue_due() == 4
+    assert outbox.requeue_due() == 4
     wait_until(all_done(campaign, 6), log=worker.log, message="the deliveries to finish")
 
     assert smtp.recorder.recipients() == emails(students, *names)  # each exactly once
@@ -232,7 +232,7 @@ def test_smtp_answering_451_is_retried_with_backoff_then_shows_as_failed(worker,
     sent = Delivery.objects.get(student=lucky)
     assert (sent.status, sent.attempts, sent.last_error) == (Delivery.Status.SENT, 2, "")
     assert smtp.recorder.recipients() == [lucky.email]  # once, after its retry
-    assert smtp.recorder.attempts == {unlucky.email: reminders.MAX_ATTEMPTS, lucky.email: 2}
+    assert smtp.recorder.attempts == {unlucky.email: outbox.MAX_ATTEMPTS, lucky.email: 2}
 
 
 def test_an_smtp_server_refusing_connections_is_retried_then_shows_as_failed(worker, smtp, broker):
@@ -247,7 +247,7 @@ def test_an_smtp_server_refusing_connections_is_retried_then_shows_as_failed(wor
 
 def retry_until_failed(campaign, student, broker, worker, *, reason):
     """Each attempt fails and is put off by the next backoff; the beat (told the time) queues it again."""
-    for attempt, backoff in enumerate(reminders.BACKOFF, start=1):
+    for attempt, backoff in enumerate(outbox.BACKOFF, start=1):
         wait_until(
             lambda attempt=attempt: (
                 broker.drained()
@@ -260,14 +260,14 @@ def retry_until_failed(campaign, student, broker, worker, *, reason):
         assert row.next_attempt_at - row.claimed_at == backoff
         assert reason in row.last_error
         latest = max(Delivery.objects.filter(campaign=campaign).values_list("next_attempt_at", flat=True))
-        reminders.deliveries_requeue_due(now=latest + datetime.timedelta(seconds=1))
+        outbox.requeue_due(now=latest + datetime.timedelta(seconds=1))
     wait_until(
         lambda: Delivery.objects.filter(student=student, status=Delivery.Status.FAILED).exists(),
         log=worker.log,
         message="the last attempt",
     )
     failed = Delivery.objects.get(student=student)
-    assert failed.attempts == reminders.MAX_ATTEMPTS
+    assert failed.attempts == outbox.MAX_ATTEMPTS
     assert reason in failed.last_error
 
 
@@ -362,7 +362,7 @@ def test_a_refusing_robot_is_retried_then_the_delivery_fails(worker, robot, brok
     digests.digests_build_due(now=digest_morning())
     worker.start()
     delivery = DigestDelivery.objects.get()
-    for attempt in range(1, reminders.MAX_ATTEMPTS):
+    for attempt in range(1, outbox.MAX_ATTEMPTS):
         wait_until(
             lambda attempt=attempt: DigestDelivery.objects.filter(
                 pk=delivery.pk, attempts=attempt, status=Delivery.Status.PENDING
@@ -371,16 +371,17 @@ def test_a_refusing_robot_is_retried_then_the_delivery_fails(worker, robot, brok
             message=f"robot attempt {attempt}",
         )
         row = DigestDelivery.objects.get(pk=delivery.pk)
-        assert row.next_attempt_at - row.claimed_at == datetime.timedelta(minutes=2**attempt)
-        digests.digest_deliveries_requeue_due(now=row.next_attempt_at + datetime.timedelta(seconds=1))
+        # The same backoff as reminders: one retry policy for every outgoing message.
+        assert row.next_attempt_at - row.claimed_at == outbox.BACKOFF[attempt - 1]
+        outbox.requeue_due(now=row.next_attempt_at + datetime.timedelta(seconds=1))
     wait_until(
         lambda: DigestDelivery.objects.filter(pk=delivery.pk, status=Delivery.Status.FAILED).exists(),
         log=worker.log,
         message="the robot delivery to fail",
     )
     row = DigestDelivery.objects.get(pk=delivery.pk)
-    assert row.attempts == reminders.MAX_ATTEMPTS and "errcode 93000" in row.last_error
-    assert len(robot.posts_to("/hook")) == reminders.MAX_ATTEMPTS
+    assert row.attempts == outbox.MAX_ATTEMPTS and "errcode 93000" in row.last_error
+    assert len(robot.posts_to("/hook")) == outbox.MAX_ATTEMPTS
 
 
 def test_a_robot_over_its_minute_budget_gets_the_post_once_the_minute_has_passed(worker, robot, broker):
@@ -402,7 +403,12 @@ def test_a_robot_over_its_minute_budget_gets_the_post_once_the_minute_has_passed
             department=history, campaign=campaign, day=datetime.date(2020, 1, 1) + datetime.timedelta(days=day)
         )
         DigestDelivery.objects.create(
-            digest=digest, channel="robot", recipient=url, status="sent", claimed_at=earlier, attempts=1
+            digest=digest,
+            channel="robot",
+            recipient=robots.recipient_key(url),
+            status="sent",
+            claimed_at=earlier,
+            attempts=1,
         )
 
     morning = digest_morning()
@@ -414,7 +420,9 @@ def test_a_robot_over_its_minute_budget_gets_the_post_once_the_minute_has_passed
     budget_back = earlier.timestamp() + 60
     assert posted[0] < budget_back  # the 20th of the minute: at once
     assert posted[1] >= budget_back  # the 21st: only once the oldest has left the window
-    claims = sorted(DigestDelivery.objects.filter(recipient=url).values_list("claimed_at", flat=True))
+    claims = sorted(
+        DigestDelivery.objects.filter(recipient=robots.recipient_key(url)).values_list("claimed_at", flat=True)
+    )
     assert all(
         later - earlier_claim >= datetime.timedelta(seconds=60)
         for earlier_claim, later in zip(claims, claims[20:], strict=False)

@@ -1,14 +1,17 @@
 """Department digests in the portal, and the group robot settings."""
 
+import datetime
+import importlib
 import io
 
 import openpyxl
 import pytest
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from notices import digests
-from notices.models import DepartmentChannel
+from notices import digests, robots
+from notices.models import DepartmentChannel, Digest, DigestDelivery
 from students.tests.factories import CohortFactory
 from verification.tests.factories import CampaignFactory, student_with_account
 
@@ -77,6 +80,7 @@ def test_students_cannot_reach_digests(client, built):
 # ---------------------------------------------------------------------------
 
 DINGTALK = "https://oapi.dingtalk.com/robot/send?access_token=abc123"
+DAY = datetime.timedelta(days=1)
 SECRET = "SEC0123456789abcdef0123456789abcdef"
 
 
@@ -93,10 +97,18 @@ def test_registrar_sets_a_robot_and_sees_the_secret_masked(client, registrar, de
     assert SECRET not in page
     assert "SEC••••••••cdef" in page
     assert SECRET not in html(client.get(reverse("notices:channel_list")))
+    # The webhook's token is a credential too: masked on both pages.
+    listing = html(client.get(reverse("notices:channel_list")))
+    for shown in (page, listing):
+        assert "abc123" not in shown
+        assert "https://oapi.dingtalk.com/robot/send?access_token=abc••••••••" in shown
 
     # Saving again without typing the secret keeps it; the checkbox clears it.
     save_channel(client, department, robot="dingtalk", webhook_url=DINGTALK, signing_secret="")
     assert DepartmentChannel.objects.get().signing_secret == SECRET
+    # Nor is the address shown again: left empty, the saved one is kept.
+    save_channel(client, department, robot="dingtalk", webhook_url="")
+    assert DepartmentChannel.objects.get().webhook_url == DINGTALK
     save_channel(client, department, robot="dingtalk", webhook_url=DINGTALK, clear_secret="on")
     assert DepartmentChannel.objects.get().signing_secret == ""
 
@@ -122,3 +134,53 @@ def test_secretaries_cannot_change_robots(client, secretary, department):
     assert response.status_code == 404
     assert client.get(reverse("notices:channel_list")).status_code == 404
     assert not DepartmentChannel.objects.exists()
+
+
+def robot_columns() -> list[str]:
+    """Every stored value where a robot's address or secret could be: the raw columns, as a dump shows them."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT webhook_url, signing_secret FROM notices_departmentchannel")
+        values = [value for row in cursor.fetchall() for value in row]
+        cursor.execute("SELECT recipient, last_error FROM notices_digestdelivery")
+        values += [value for row in cursor.fetchall() for value in row]
+    return values
+
+
+def test_a_robots_webhook_token_and_secret_are_not_stored_in_plain_text(client, registrar, department, built):
+    client.force_login(registrar)
+    save_channel(client, department, robot="dingtalk", webhook_url=DINGTALK, signing_secret=SECRET)
+    digests.digest_build(
+        department_id=department.pk, campaign_id=built["mine"].campaign_id, day=timezone.localdate() - DAY
+    )
+
+    stored = robot_columns()
+    assert DigestDelivery.objects.filter(channel="robot").exists()
+    assert not [value for value in stored if "abc123" in value or "dingtalk.com" in value or SECRET in value]
+    channel = DepartmentChannel.objects.get()  # and the portal still reads them
+    assert (channel.webhook_url, channel.signing_secret) == (DINGTALK, SECRET)
+
+
+def test_the_migration_encrypts_robots_saved_in_plain_text(department):
+    """Rows written before 0003 (plain URL and secret, the URL as a delivery's recipient) are sealed in place."""
+    migration = importlib.import_module("notices.migrations.0003_outbox_encrypted_robots")
+    campaign = CampaignFactory()
+    digest = Digest.objects.create(department=department, campaign=campaign, day=timezone.localdate())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO notices_departmentchannel (department_id, robot, webhook_url, signing_secret) "
+            "VALUES (%s, 'dingtalk', %s, %s)",
+            [department.pk, DINGTALK, SECRET],
+        )
+        cursor.execute(
+            "INSERT INTO notices_digestdelivery (digest_id, channel, recipient, status, attempts, last_error) "
+            "VALUES (%s, 'robot', %s, 'sent', 1, '')",
+            [digest.pk, DINGTALK],
+        )
+
+    migration.encrypt_robots(None, connection.schema_editor())
+    migration.encrypt_robots(None, connection.schema_editor())  # twice: nothing is sealed twice
+
+    assert not [value for value in robot_columns() if "abc123" in value or SECRET in value]
+    channel = DepartmentChannel.objects.get()
+    assert (channel.webhook_url, channel.signing_secret) == (DINGTALK, SECRET)
+    assert DigestDelivery.objects.get().recipient == robots.recipient_key(DINGTALK)

@@ -1,4 +1,4 @@
-"""The help centre: seeded from DOMAIN.md §7, searchable, editable by registrar staff."""
+"""The help centre: seeded from docs/domain.md §7, searchable, editable by registrar staff."""
 
 import importlib
 
@@ -119,3 +119,11 @@ def test_students_and_secretaries_cannot_edit_articles(client, department, secre
 def test_the_help_centre_needs_signing_in(client, seeded):
     response = client.get(reverse("notices:help_index"))
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_the_chsi_account_articles_answer_e_mail_activation_and_a_wrong_id_number(student_client, seeded):
+    importlib.import_module("notices.migrations.0007_help_chsi_account_articles").seed(django_apps, None)
+
+    assert "注册学信网时收不到激活邮件" in text(search(student_client, "激活邮件"))
+    page = text(search(student_client, "证件号码错误"))
+    assert "学信网上显示的身份证号（证件号码）不对" in page

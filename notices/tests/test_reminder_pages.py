@@ -8,6 +8,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
+from notices import outbox
 from notices.models import Delivery, ReminderStage
 from students import fields as roll_fields
 from students.tests.factories import ClassGroupFactory, CohortFactory
@@ -228,6 +229,34 @@ def test_remind_the_whole_class_reaches_only_those_not_done(
     assert sorted(m.to[0] for m in mail.outbox) == ["a@stu.example.edu", "b@stu.example.edu"]
 
 
+def test_remind_now_with_the_broker_down_succeeds_and_sends_once_the_broker_is_back(
+    client, secretary, klass, classmates, open_campaign, django_capture_on_commit_callbacks, broker_down, caplog
+):
+    """Redis down: the rows are committed and the page says so; the beat's requeue sends them later, once."""
+    client.force_login(secretary)
+    key = remind_form_key(class_page(client, klass, open_campaign))
+
+    response = remind(
+        client, klass, open_campaign, key, students=classmates[:2], capture=django_capture_on_commit_callbacks
+    )
+
+    assert response.status_code == 200
+    assert "已向 2 名未完成核对的同学发送提醒邮件。" in html(response)
+    assert "could not queue notices.tasks.deliveries_send" in caplog.text
+    assert mail.outbox == []
+    rows = Delivery.objects.filter(stage__kind=K.MANUAL)
+    assert [row.status for row in rows] == [Delivery.Status.PENDING] * 2
+    assert all(row.next_attempt_at <= timezone.now() for row in rows)  # due at the next requeue, not in 10 min
+
+    broker_down.back()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert outbox.requeue_due() == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        assert outbox.requeue_due() == 0
+    assert sorted(m.to[0] for m in mail.outbox) == ["a@stu.example.edu", "b@stu.example.edu"]
+    assert set(rows.values_list("status", flat=True)) == {Delivery.Status.SENT}
+
+
 def test_another_departments_secretary_gets_404_for_remind_now(
     client, other_secretary, klass, classmates, open_campaign, django_capture_on_commit_callbacks
 ):
@@ -319,6 +348,19 @@ def test_the_delivery_log_counts_and_lists_each_recipient_without_id_numbers(
     assert len(failed) == 1
     assert failed[0][2] == "李四" and failed[0][7] == "SMTPRecipientsRefused: 550 mailbox unavailable"
     assert [row[2] for row in table(html(client.get(url, {"q": "张"})), "deliveries")] == ["张三"]
+
+
+def test_the_delivery_log_filter_names_each_round_in_the_schools_time(client, registrar, open_campaign):
+    # 16:30 UTC is half past midnight the next day in Beijing (settings.TIME_ZONE).
+    sent = datetime.datetime(2026, 9, 20, 16, 30, tzinfo=datetime.UTC)
+    ReminderStage.objects.filter(campaign=open_campaign).update(send_at=sent, dispatched_at=sent)
+    client.force_login(registrar)
+
+    page = html(client.get(reverse("notices:delivery_log", args=[open_campaign.pk])))
+
+    select = re.search(r'<select name="stage".*?</select>', page, re.S).group()
+    assert "2026-09-21 00:30" in select and "16:30" not in select
+    assert "截止前 3 天 2026-09-21 00:30" in text(select)
 
 
 def test_remind_now_warns_about_students_without_an_email_address(

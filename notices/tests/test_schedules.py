@@ -12,7 +12,7 @@ import zoneinfo
 import pytest
 from django.db.models import Count
 
-from notices import digests, reminders, robots
+from notices import digests, outbox, reminders, robots
 from notices.models import Delivery, DepartmentChannel, DigestDelivery, ReminderStage
 from students.tests.factories import CohortFactory, DepartmentFactory, StudentFactory
 from verification.models import Checklist
@@ -144,10 +144,10 @@ def test_twenty_one_digests_to_one_robot_keep_within_twenty_a_minute(
 
     time_machine.move_to(morning + 30 * datetime.timedelta(seconds=1), tick=False)
     with django_capture_on_commit_callbacks(execute=True):
-        assert digests.digest_deliveries_requeue_due() == 0  # still inside the minute
+        assert outbox.requeue_due() == 0  # still inside the minute
     time_machine.move_to(morning + 61 * datetime.timedelta(seconds=1), tick=False)
     with django_capture_on_commit_callbacks(execute=True):
-        assert digests.digest_deliveries_requeue_due() == 1
+        assert outbox.requeue_due() == 1
     assert len(robot.posts) == 21
 
     # The robot's own view: no 60-second window holds more than 20 posts.

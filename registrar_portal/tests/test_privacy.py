@@ -222,14 +222,14 @@ def test_retention_deletes_evidence_and_reveal_records_after_the_campaign_closes
     client.post(reverse("students:student_detail", args=[world["student"].pk]), {"reason": "核对证件号码"})
     closed = timezone.now() - datetime.timedelta(days=1)
     campaign.__class__.objects.filter(pk=campaign.pk).update(closes_at=closed, closed_at=closed)
-    assert retention.retention_purge() == {"evidence": 0, "reveals": 0}  # not yet
+    assert retention.retention_purge() == {"evidence": 0, "reveals": 0, "orphans": 0}  # not yet
     later = timezone.now() + datetime.timedelta(days=180)
     with django_capture_on_commit_callbacks(execute=True):
-        assert retention.retention_purge(now=later) == {"evidence": 1, "reveals": 1}
+        assert retention.retention_purge(now=later) == {"evidence": 1, "reveals": 1, "orphans": 0}
     assert not Evidence.objects.exists() and not path.exists()
     assert not AccessEvent.objects.filter(action=AccessEvent.Action.ID_REVEAL).exists()
     assert AccessEvent.objects.filter(action=AccessEvent.Action.RECORD_VIEW).count() == 0  # the reveal was a POST
-    assert retention.retention_purge(now=later) == {"evidence": 0, "reveals": 0}
+    assert retention.retention_purge(now=later) == {"evidence": 0, "reveals": 0, "orphans": 0}
 
 
 def test_deleting_a_flag_deletes_its_files(world, django_capture_on_commit_callbacks):

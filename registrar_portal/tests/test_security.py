@@ -336,7 +336,13 @@ def test_record_evidence_and_export_responses_are_no_store(client, secretary, re
         assert "no-store" in cache, (label, cache)
         assert "public" not in cache, (label, cache)
     for label in ("evidence", "stored export", "export built now"):
-        assert responses[label]["Content-Disposition"].startswith("attachment"), label
+        # One download helper: every private file carries the same headers.
+        response = responses[label]
+        assert response["Content-Disposition"].startswith("attachment"), label
+        assert "filename*=UTF-8''" in response["Content-Disposition"], label
+        assert {"private", "no-store"} <= set(response["Cache-Control"].replace(" ", "").split(",")), label
+        assert response["X-Content-Type-Options"] == "nosniff", label
+        assert response["Content-Security-Policy"] == "default-src 'none'; sandbox", label
     # The student's own record too.
     client.force_login(student.user)
     own = client.get(reverse("students:student_detail", args=[student.pk]))
@@ -567,7 +573,7 @@ def test_the_configured_console_handler_masks():
 # ----------------------------------------------------------------------------
 
 # Every URL parameter of the portal (and the admin) is a database id, a code or a random token.
-NON_ID_PARAMETERS = {"field_code", "kind", "slug", "token", "app_label", "url"}
+NON_ID_PARAMETERS = {"field_code", "kind", "slug", "token", "app_label", "url", "platform"}
 SENSITIVE = re.compile(r"id_?(number|no|card)|sfz|identity|birth|name|phone", re.I)
 
 

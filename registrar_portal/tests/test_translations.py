@@ -196,11 +196,25 @@ TITLES = {
     "dashboard": "Department dashboard",
     "help": "FAQ",
 }  # the checklist's is the campaign's name
+# Staff links sit in menus named by task (registrar_portal/navigation.py); students have 我的核对 first.
 NAVIGATION = {
     "login": [],
-    "checklist": ["Notices", "Messages", "Help", "Sign out"],
-    "dashboard": ["Departments", "Review", "Students", "Notices", "Daily reports", "Exports", "Sign out"],
-    "help": ["Notices", "Help", "Sign out"],
+    "checklist": ["My checks", "Notices", "Messages", "Help", "Sign out"],
+    "dashboard": [
+        "Progress",
+        "Departments",
+        "Review and corrections",
+        "Review",
+        "Students and rosters",
+        "Students",
+        "Exports",
+        "Notices and reminders",
+        "Notices",
+        "Daily reports",
+        "System",
+        "Sign out",
+    ],
+    "help": ["My checks", "Notices", "Help", "Sign out"],
 }
 
 

@@ -38,7 +38,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from registrar_portal.security import rotate_session, second_factor_required
 
-from ..permissions import staff_required
+from ..permissions import capability_required
 
 DEVICE_NAME = "TOTP"
 
@@ -96,7 +96,7 @@ def _secret_text(device: TOTPDevice) -> str:
 
 @never_cache
 @sensitive_post_parameters("token")
-@staff_required
+@capability_required("workspace.use")
 def otp_setup(request):
     """Show the QR code and secret of a new device; the device counts once a current token confirms it."""
     user = request.user
@@ -145,7 +145,7 @@ def _locked_response(request):
 
 @never_cache
 @sensitive_post_parameters("token")
-@staff_required
+@capability_required("workspace.use")
 def otp_verify(request):
     """After the password (or campus SSO): a current token from the account's device."""
     user = request.user
@@ -180,7 +180,7 @@ def otp_verify(request):
 @never_cache
 @sensitive_post_parameters("token")
 @require_POST
-@staff_required
+@capability_required("workspace.use")
 def otp_disable(request):
     """Remove the account's device; a current token proves the device is at hand."""
     user = request.user

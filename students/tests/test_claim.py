@@ -1,6 +1,7 @@
 """First sign-in (claim) and ordinary sign-in, with django-axes' lockout, through real HTTP requests."""
 
 import datetime
+import re
 
 import pytest
 import time_machine
@@ -97,6 +98,20 @@ def test_claim_password_must_be_typed_twice_the_same(client, alice):
 
     assert response.status_code == 200
     assert "两次输入的密码不一致" in response.content.decode()
+    assert signed_in_user_id(client) is None
+
+
+def test_the_password_page_speaks_chinese_throughout(client, alice):
+    claim_as(client, alice)
+    page = client.get(reverse("claim_password")).content.decode()
+    assert "设置密码：</label>" in page  # a full-width colon after a Chinese label
+    assert "你的密码必须包含至少 8 个字符。" in page  # the rules under the input
+
+    response = choose_password(client, password="1234")
+
+    errors = response.context["form"].errors["password1"]
+    assert "密码太短，至少需要 8 个字符。" in errors
+    assert not [error for error in errors if re.search(r"[A-Za-z]{3}", error)], errors
     assert signed_in_user_id(client) is None
 
 

@@ -9,12 +9,12 @@ from students import fields
 from students.fields import BY_CODE, BY_KEY, ROLL_FIELDS, Authority, StudentCheck, resolve_header
 from students.models import Student
 
-# Card order of 学信档案 → 学籍信息 (shared/DOMAIN.md §2.1).
+# Card order of 学信档案 → 学籍信息 (docs/domain.md §2.1).
 CARD_LABELS = [
     "姓名", "性别", "出生日期", "民族", "证件号码", "学校名称", "层次", "专业", "学制", "学历类别", "学习形式",
     "分院", "系（所、函授站）", "班级", "学号", "入学日期", "预计毕业日期", "学籍状态",
 ]  # fmt: skip
-# 主要字段 per seed S4 (shared/DOMAIN.md §2.3).
+# 主要字段 as a 2025 school notice lists them (docs/domain.md §2.3, §10.5).
 MAIN_CODES = {"KSH", "XM", "XH", "XB", "CSRQ", "SFZH", "MZ", "SYD", "YXMC", "XJZT", "ZYMC", "XZ", "CC", "LQNF"}
 MAIN_CODES |= {"XXXS", "XLLB"}
 NON_MAIN_CODES = {"FY", "BH", "RXRQ", "XSH", "YJBYRQ"}
@@ -29,7 +29,7 @@ def test_every_key_is_a_student_model_field():
 def test_every_chsi_field_of_the_domain_is_in_the_registry():
     expected = {"KSH", "XH", "XM", "XB", "CSRQ", "SFZH", "MZ", "ZZMM", "ZYDM", "ZYMC", "FY", "XSH", "BH", "CC", "XZ"}
     expected |= {"XXXS", "RXRQ", "YJBYRQ", "XJZT", "XLLB", "YXDM", "YXMC", "ZJLX", "SYD", "LQNF"}
-    assert set(BY_CODE) == expected
+    assert {f.code for f in ROLL_FIELDS} == expected
 
 
 def test_keys_codes_and_labels_are_unique():
@@ -162,3 +162,58 @@ def test_admission_year_must_be_four_digits():
 def test_contact_columns_keep_their_own_name():
     assert fields.code_of("student_number") == "XH"
     assert fields.code_of("phone") == "PHONE"
+
+
+# ----------------------------------------------------------------------------
+# The field owns its sensitivity, its display, its claim checks and its evidence
+# ----------------------------------------------------------------------------
+
+ID = "11010519491231002X"  # GB 11643's own example
+
+
+def test_only_the_id_number_is_sensitive():
+    assert [f.key for f in ROLL_FIELDS if f.sensitive] == ["id_number"]
+    assert fields.sensitive_keys() == ["id_number"]
+
+
+def test_a_sensitive_value_is_masked_unless_the_caller_asks_for_it_in_full():
+    field = BY_KEY["id_number"]
+    assert field.display(ID) == "**************002X"  # masked is the default
+    assert field.display(ID, masked=True) == "**************002X"
+    assert field.display(ID, masked=False) == ID
+    assert field.display("", masked=True) == ""
+    # Other fields look the same either way.
+    assert BY_KEY["name"].display("张三", masked=True) == "张三"
+    assert BY_KEY["birth_date"].display(datetime.date(1949, 12, 31), masked=True) == "1949年12月31日"
+
+
+def test_a_claimed_value_is_checked_by_its_field():
+    assert BY_KEY["id_number"].clean_claim(" 11010519491231002x ") == ID
+    with pytest.raises(ValueError, match="校验位"):
+        BY_KEY["id_number"].clean_claim("110105194912310021")
+    # A passport number follows its own format, not GB 11643's.
+    assert BY_KEY["id_number"].clean_claim("E12345678", id_type="护照") == "E12345678"
+    with pytest.raises(ValueError, match="数字"):
+        BY_KEY["name"].clean_claim("张3")
+    with pytest.raises(ValueError, match="请从列表中选择"):
+        BY_KEY["gender"].clean_claim("未知")
+    assert BY_KEY["birth_date"].clean_claim("2007年3月14日") == "2007-03-14"
+    with pytest.raises(ValueError, match="请填写"):
+        BY_KEY["major_name"].clean_claim("  ")
+    with pytest.raises(ValueError, match="200"):
+        BY_KEY["major_name"].clean_claim("专" * 201)
+
+
+def test_identity_fields_that_need_evidence_say_which():
+    needing = [f for f in ROLL_FIELDS if f.evidence]
+    assert {f.code for f in needing} == {"XM", "XB", "CSRQ", "SFZH", "MZ"}
+    for field in needing:
+        assert str(field.evidence_guidance), field.code
+    assert "户口簿" in str(BY_KEY["id_number"].evidence_guidance)
+
+
+def test_people_read_labels_and_codes_stay_at_the_edges():
+    assert fields.label_of("SFZH") == "证件号码"
+    assert fields.label_of("PHONE") == "手机号码"
+    assert fields.label_of("NOPE") == "NOPE"
+    assert fields.label_of(None) == ""

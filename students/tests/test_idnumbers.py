@@ -1,4 +1,4 @@
-"""证件号码 checks (shared/DOMAIN.md §4): check digit, 15-digit numbers, permits, passports."""
+"""证件号码 checks (docs/domain.md §4): check digit, 15-digit numbers, permits, passports."""
 
 import datetime
 
@@ -10,7 +10,7 @@ from students.idnumbers import IdType, check_id_number
 
 TODAY = datetime.date(2025, 9, 15)
 
-# Checked by hand in DOMAIN.md §4.1.
+# Checked by hand in docs/domain.md §4.1.
 VALID_NUMBERS = ["11010519491231002X", "440308199901101512", "810000199408230021", "830000199201300022"]
 
 

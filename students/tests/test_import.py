@@ -12,7 +12,7 @@ import zipfile
 import pytest
 from django.core.management import CommandError, call_command
 
-from students.fields import BY_CODE
+from students.fields import BY_CODE, ROLL_FIELDS
 from students.idnumbers import check_digit
 from students.models import ClassGroup, Cohort, Department, ImportFinding, Major, RosterImport, Student
 from students.services import roster_import
@@ -22,9 +22,11 @@ from students.tests.rosters import as_table, base_rows, write_csv, write_xlsx
 pytestmark = pytest.mark.django_db
 
 TODAY = datetime.date(2025, 9, 15)
-CODES = [f.code for f in BY_CODE.values()] + ["手机号码"]
+# Roster columns: the record's fields (photos are checked on the card but never a roster column).
+ROSTER_CODES = [f.code for f in ROLL_FIELDS]
+CODES = ROSTER_CODES + ["手机号码"]
 # The same columns as a registrar's Chinese export labels them.
-LABELS = {code: str(BY_CODE[code].label) for code in BY_CODE} | {
+LABELS = {code: str(BY_CODE[code].label) for code in ROSTER_CODES} | {
     "SFZH": "身份证号",
     "BH": "班号",
     "手机号码": "手机号码",
@@ -165,14 +167,14 @@ def test_data_starting_in_column_c_keeps_rows_and_columns_exact(tmp_path):
 
 def test_header_starting_below_empty_rows_and_right_of_empty_columns(tmp_path):
     rows = base_rows(2)
-    rows[1]["XH"] = 202500001  # a number cell, reported by its column letter
+    rows[1]["SFZH"] = 440308199901101512  # a number cell, reported by its column letter
     header, data = as_table(rows, SHORT)
     path = write_xlsx(tmp_path / "roster.xlsx", header, data, start_row=3, start_col=2)
 
     report = run(path)
 
-    assert [(e["row"], e["field"]) for e in report.errors] == [(6, "XH")]
-    assert "C 列" in report.errors[0]["message"]
+    assert [(e["row"], e["field"]) for e in report.errors] == [(6, "SFZH")]
+    assert "E 列" in report.errors[0]["message"]
 
 
 def test_extra_columns_are_ignored_and_named(tmp_path):
@@ -283,15 +285,40 @@ def test_student_number_twice_in_the_file(tmp_path):
     assert_nothing_written(report)
 
 
-@pytest.mark.parametrize(("code", "letter"), [("XH", "A"), ("SFZH", "C"), ("KSH", "F")])
-def test_identifier_stored_as_a_number_cell(tmp_path, code, letter):
+@pytest.mark.parametrize(("code", "letter"), [("XH", "A"), ("KSH", "F")])
+def test_an_identifier_in_a_number_cell_is_read_as_its_digits_with_a_warning(tmp_path, code, letter):
     rows = base_rows(3)
-    rows[1]["SFZH"] = "440308199901101512"
     rows[1][code] = int(rows[1][code])
     report = run(roster(tmp_path, rows, [*SHORT, "KSH"]))
-    assert [(e["row"], e["field"]) for e in report.errors] == [(3, code)]
-    assert f"{letter} 列" in report.errors[0]["message"]
+    assert report.errors == []
+    assert report.created == 3
+    warning = next(w for w in report.warnings if w["code"] == "number_cell")
+    assert (warning["row"], warning["field"]) == (3, code)
+    assert "开头的 0" in warning["message"]
+    key = {"XH": "student_number", "KSH": "exam_number"}[code]
+    assert Student.objects.filter(**{key: str(rows[1][code])}).exists()
+
+
+def test_an_id_number_in_a_number_cell_is_refused_because_excel_lost_digits(tmp_path):
+    rows = base_rows(3)
+    rows[1]["SFZH"] = 440308199901101512
+    report = run(roster(tmp_path, rows, [*SHORT, "KSH"]))
+    assert [(e["row"], e["field"]) for e in report.errors] == [(3, "SFZH")]
+    assert "C 列" in report.errors[0]["message"]
+    assert "15 位有效数字" in report.errors[0]["message"]
     assert "文本" in report.errors[0]["message"]
+    assert_nothing_written(report)
+
+
+def test_a_number_cell_shorter_than_its_column_lost_a_leading_zero(tmp_path):
+    rows = base_rows(3)
+    for row in rows:
+        row["XH"] = "0" + row["XH"][1:]
+    rows[1]["XH"] = int(rows[1]["XH"])  # Excel dropped the 0
+    report = run(roster(tmp_path, rows, [*SHORT, "KSH"]))
+    assert [(e["row"], e["field"]) for e in report.errors] == [(3, "XH")]
+    assert "开头的 0" in report.errors[0]["message"]
+    assert "A 列" in report.errors[0]["message"]
     assert_nothing_written(report)
 
 

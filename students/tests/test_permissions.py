@@ -217,3 +217,48 @@ def test_inactive_administrator_sees_nothing(student):
 def test_missing_record_is_404_even_for_registrar(registrar):
     with pytest.raises(Http404):
         permissions.get_student_for(registrar, pk=987654)
+
+
+# --- capabilities --------------------------------------------------------------
+
+# Who holds which capability is specified once, in registrar_portal/tests/test_permission_matrix.py (HOLDERS).
+
+
+def test_anonymous_visitors_hold_no_capability():
+    assert permissions.capabilities_of(AnonymousUser()) == frozenset()
+    assert permissions.capabilities_of(None) == frozenset()
+
+
+def test_an_inactive_account_holds_no_capability(registrar, secretary):
+    User.objects.filter(pk__in=[registrar.pk, secretary.pk]).update(is_active=False)
+    for user in User.objects.filter(pk__in=[registrar.pk, secretary.pk]):
+        assert permissions.capabilities_of(user) == frozenset()
+
+
+def test_a_capability_on_an_object_checks_the_scope(secretary, registrar, student, other_student, department):
+    other_class = ClassGroupFactory(department=other_student.department)
+    assert permissions.has_capability(secretary, "student.view", student)
+    assert not permissions.has_capability(secretary, "student.view", other_student)
+    assert permissions.has_capability(secretary, "export.department_lists", department)
+    assert not permissions.has_capability(secretary, "export.department_lists", other_student.department)
+    assert not permissions.has_capability(secretary, "reminder.remind_class", other_class)
+    assert permissions.has_capability(registrar, "reminder.remind_class", other_class)
+
+
+def test_the_students_own_steps_are_for_their_own_record_only(student_user, student, other_student):
+    assert permissions.has_capability(student_user, "checklist.answer_own", student)
+    assert not permissions.has_capability(student_user, "checklist.answer_own", other_student)
+
+
+def test_require_capability_says_not_found_and_an_unknown_name_is_a_mistake(secretary, other_student):
+    from students.errors import NotFound
+
+    with pytest.raises(NotFound):
+        permissions.require_capability(secretary, "student.view", other_student)
+    # Not found is a 404 wherever a view lets it through.
+    with pytest.raises(Http404):
+        permissions.require_capability(secretary, "school.view")
+    with pytest.raises(KeyError):
+        permissions.has_capability(secretary, "flag.delete")
+    with pytest.raises(KeyError):
+        permissions.capability_required("flag.delete")

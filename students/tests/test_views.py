@@ -14,7 +14,7 @@ from django.utils import translation
 
 from students import idnumbers
 from students.models import ImportFinding, RosterImport, Student, User
-from students.tests.factories import SecretaryFactory, StudentFactory, UserFactory
+from students.tests.factories import ClassGroupFactory, SecretaryFactory, StudentFactory, UserFactory
 from students.tests.rosters import as_table, base_rows, write_xlsx
 
 pytestmark = pytest.mark.django_db
@@ -180,6 +180,33 @@ def test_student_list_pages_keep_the_search(client, registrar, department):
     assert "2025000054" in second and "2099000001" not in second
 
 
+def test_student_list_filters_by_class_and_roll_status(client, registrar, department):
+    one = StudentFactory(department=department, class_group=ClassGroupFactory(department=department, name="计算2501"))
+    two = StudentFactory(department=department, class_group=ClassGroupFactory(department=department, name="计算2502"))
+    away = StudentFactory(department=department, class_group=one.class_group, roll_status="休学")
+    client.force_login(registrar)
+    url = reverse("students:student_list")
+
+    page = html(client.get(url, {"class_group": one.class_group_id}))
+    assert one.student_number in page and away.student_number in page and two.student_number not in page
+
+    page = html(client.get(url, {"class_group": one.class_group_id, "roll_status": "休学"}))
+    assert away.student_number in page and one.student_number not in page
+    assert '<option value="休学" selected>休学</option>' in page
+
+
+def test_a_secretary_can_filter_only_by_classes_of_their_departments(client, secretary, student, other_student):
+    client.force_login(secretary)
+    url = reverse("students:student_list")
+
+    page = html(client.get(url))
+    assert f'value="{student.class_group_id}"' in page and f'value="{other_student.class_group_id}"' not in page
+
+    page = html(client.get(url, {"class_group": other_student.class_group_id}))
+    assert other_student.student_number not in page and student.student_number not in page
+    assert "筛选条件无效" in page
+
+
 # ----------------------------------------------------------------------------
 # Student detail
 # ----------------------------------------------------------------------------
@@ -336,7 +363,10 @@ def test_upload_of_broken_roster_names_row_and_field_and_writes_nothing(client, 
     page = html(client.post(UPLOAD_URL, {"file": roster_file(tmp_path, rows)}))
 
     assert "有错误，未导入任何记录" in page
-    assert re.search(r"<tr><td>3</td><td>CSRQ</td><td>[^<]+</td></tr>", page)
+    # People read the label; CHSI's code follows in a lighter style.
+    assert re.search(
+        r'<tr><td>3</td><td>出生日期 <span class="hint field-code">CSRQ</span></td><td>[^<]+</td></tr>', page
+    )
     assert not Student.objects.exists()
     assert RosterImport.objects.get().status == RosterImport.Status.REJECTED
     assert private_files(settings) == []
@@ -456,6 +486,40 @@ def test_admin_student_list_masks_id_numbers(client, superuser, record):
     assert record.student_number in page
     assert "**************123X" in page
     assert record.id_number not in page
+
+
+def test_admin_change_page_masks_the_id_number_and_logs_the_view(client, superuser, record):
+    """Issue 11 item 3: the admin is no back door to the full number, and every look is logged."""
+    from students.models import AccessEvent
+
+    client.force_login(superuser)
+    url = reverse("admin:students_student_change", args=[record.pk])
+
+    page = html(client.get(url, REMOTE_ADDR="203.0.113.7"))
+
+    assert record.id_number not in page and record.id_number[:14] not in page
+    assert "**************123X" in page
+    # Revealing is the registrar's page: a reason, written to the access log.
+    assert reverse("students:student_detail", args=[record.pk]) in page
+    view = AccessEvent.objects.get(action=AccessEvent.Action.RECORD_VIEW)
+    assert (view.user, view.student, view.ip_address) == (superuser, record, "203.0.113.7")
+
+
+def test_admin_replaces_an_id_number_without_showing_it(client, superuser, record):
+    client.force_login(superuser)
+    url = reverse("admin:students_student_change", args=[record.pk])
+    form = client.get(url).context["adminform"].form
+    data = {name: form[name].value() or "" for name in form.fields}
+    data.update({"findings-TOTAL_FORMS": 0, "findings-INITIAL_FORMS": 0})
+
+    kept = client.post(url, {**data, "name": "王大明"})
+    assert kept.status_code == 302
+    record_after = Student.objects.get(pk=record.pk)
+    assert (record_after.name, record_after.id_number) == ("王大明", record.id_number)
+
+    replaced = idnumbers.upgrade_15_to_18("110105070314123")
+    assert client.post(url, {**data, "new_id_number": replaced}).status_code == 302
+    assert Student.objects.get(pk=record.pk).id_number == replaced
 
 
 @pytest.mark.parametrize("search", ["student_number", "name"])

@@ -1,10 +1,11 @@
-"""Exports: who may export what, the access log, and the stored files.
+"""Exports: who may export what, the export log, and the stored files.
 
-Every export a user asks for is checked against their scope first (out of
-scope is ``Http404`` and leaves no trace), then logged as an ``Export`` row
-and built: inside the request when small, by a Celery task when large.  The
-file is kept under PRIVATE_ROOT/exports until it expires; the scope is checked
-again when the task runs and on every download.
+Every export a user asks for is looked up in the registry, checked against
+the exporter's capability and the user's scope (out of scope is ``Http404``
+and leaves no trace), then logged as an ``Export`` row and built: inside the
+request when small, by a Celery task when large.  The file is kept encrypted
+under PRIVATE_ROOT/exports until it expires; the scope is checked again when
+the task runs and on every download.
 """
 
 import datetime
@@ -17,43 +18,18 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from students.models import ImportFinding
-from students.permissions import classes_for, departments_for, is_registrar, is_staff_member
+from registrar_portal.celery import enqueue_on_commit
 
-from ..models import Campaign, Export
-from . import exporters
+from ..models import Export
+from . import registry, storage
+from .base import Exporter
 
 logger = logging.getLogger(__name__)
 
-Kind = Export.Kind
-XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-# Parameters each kind needs and may take (the rest are dropped before logging).
-REQUIRED = {
-    Kind.CLASS_SIGN_OFF: ("campaign", "class_group"),
-    Kind.DEPARTMENT_ERRORS: ("campaign",),
-    Kind.UNVERIFIED: ("campaign",),
-    Kind.CHSI_CORRECTIONS: (),
-    Kind.FINDINGS: (),
-    Kind.ACCESS_LOG: (),
-    Kind.CAMPAIGN_RECORDS: ("campaign",),
-}
-# "departments" is not asked for: it pins a secretary's "all my departments" to
-# the ones they had when asking, so that the task and the download re-check those.
-ALLOWED = {
-    Kind.CLASS_SIGN_OFF: ("campaign", "class_group"),
-    Kind.DEPARTMENT_ERRORS: ("campaign", "department", "departments"),
-    Kind.UNVERIFIED: ("campaign", "department", "departments"),
-    Kind.CHSI_CORRECTIONS: ("campaign",),
-    Kind.FINDINGS: ("department", "departments", "finding_kind"),
-    Kind.ACCESS_LOG: ("action", "username", "student_number"),
-    Kind.CAMPAIGN_RECORDS: ("campaign",),
-}
-REGISTRAR_ONLY = {Kind.CHSI_CORRECTIONS, Kind.FINDINGS, Kind.ACCESS_LOG, Kind.CAMPAIGN_RECORDS}
-TEXT_PARAMS = {"action", "username", "student_number"}
+XLSX_CONTENT_TYPE = storage.XLSX_CONTENT_TYPE
 
 
 class ExportError(ValueError):
@@ -62,9 +38,13 @@ class ExportError(ValueError):
 
 @dataclass
 class Scope:
-    exporter: exporters.Exporter
-    params: dict  # the cleaned parameters, as logged
+    exporter: Exporter
+    params: dict  # the cleaned parameters (objects), as the exporter reads them
+    stored: dict  # the same as JSON, as logged
     label: str  # what was exported, in words, for the log
+
+    def estimate(self, user) -> int:
+        return self.exporter.estimate(user, self.params)
 
 
 def export_dir() -> Path:
@@ -75,92 +55,40 @@ def path_of(storage_name: str) -> Path:
     return export_dir() / storage_name
 
 
-def clean_params(kind: str, params: dict) -> dict:
-    """Keep the parameters ``kind`` takes, as ints/strings; raises ``ExportError``."""
-    if kind not in REQUIRED:
-        raise ExportError(_("未知的导出类型"))
-    cleaned = {}
-    for key in ALLOWED[kind]:
-        value = params.get(key)
-        if value in (None, ""):
-            continue
-        try:
-            if key == "finding_kind":
-                cleaned[key] = ImportFinding.Kind(value).value
-            elif key in TEXT_PARAMS:
-                cleaned[key] = str(value)[:64]
-            elif key == "departments":
-                cleaned[key] = sorted({int(item) for item in value})
-            else:
-                cleaned[key] = int(value)
-        except (TypeError, ValueError):
-            raise ExportError(_("导出范围有误")) from None
-    missing = [key for key in REQUIRED[kind] if key not in cleaned]
-    if missing:
-        raise ExportError(_("请选择导出范围：%(keys)s") % {"keys": _("、").join(missing)})
-    return cleaned
+def resolve_scope(*, kind: str, params, user) -> Scope:
+    """The exporter and its cleaned parameters, if ``user`` may export that scope; else ``Http404``.
 
-
-def _departments(user, params: dict) -> tuple[QuerySet, str]:
-    """The departments to export, all within the user's; pins a secretary's choice into ``params``."""
-    allowed = departments_for(user)
-    if "department" in params:
-        ids = [params["department"]]
-    elif "departments" in params:
-        ids = params["departments"]
-    elif is_registrar(user):
-        return allowed, _("全校")
-    else:
-        ids = params["departments"] = sorted(allowed.values_list("pk", flat=True))
-    names = list(allowed.filter(pk__in=ids).values_list("name", flat=True))
-    if not ids or len(names) != len(ids):
-        raise Http404
-    return allowed.filter(pk__in=ids), _("、").join(names)
-
-
-def resolve_scope(*, kind: str, params: dict, user) -> Scope:
-    """The exporter for a request, if ``user`` may export that scope; else ``Http404``.
-
-    A secretary may export only their departments' classes and students; the
-    CHSI correction list and the findings list are for registrar staff.
+    An unknown kind or a missing parameter is an ``ExportError`` (the user
+    picks again); a choice outside the user's scope is a 404.
     """
-    if not is_staff_member(user) or (kind in REGISTRAR_ONLY and not is_registrar(user)):
+    exporter = registry.get(kind)
+    if exporter is None:
+        raise ExportError(_("未知的导出类型"))
+    if not registry.allowed(user, exporter):
         raise Http404
-    params = clean_params(kind, params)
-    campaign = get_object_or_404(Campaign, pk=params["campaign"]) if "campaign" in params else None
-    parts = [campaign.name] if campaign else []
-    if kind == Kind.CLASS_SIGN_OFF:
-        class_group = get_object_or_404(classes_for(user).select_related("department"), pk=params["class_group"])
-        exporter = exporters.ClassSignOffSheet(campaign=campaign, class_group=class_group)
-        parts += [class_group.department.name, class_group.name]
-    elif kind == Kind.CAMPAIGN_RECORDS:
-        exporter = exporters.CampaignRecords(campaign=campaign)
-    elif kind == Kind.ACCESS_LOG:
-        exporter = exporters.AccessLogExport(
-            action=params.get("action", ""),
-            username=params.get("username", ""),
-            student_number=params.get("student_number", ""),
-        )
-        parts.append(_("访问日志"))
-    elif kind == Kind.CHSI_CORRECTIONS:
-        exporter = exporters.CHSICorrectionList(campaign=campaign)
-        parts.append(_("全校"))
-    else:
-        departments, where = _departments(user, params)
-        parts.append(where)
-        if kind == Kind.DEPARTMENT_ERRORS:
-            exporter = exporters.DepartmentErrorList(campaign=campaign, departments=departments)
-        elif kind == Kind.UNVERIFIED:
-            exporter = exporters.UnverifiedStudents(campaign=campaign, departments=departments)
-        else:
-            finding_kind = params.get("finding_kind", "")
-            exporter = exporters.Findings(departments=departments, kind=finding_kind)
-            if finding_kind:
-                parts.append(str(ImportFinding.Kind(finding_kind).label))
-    return Scope(exporter=exporter, params=params, label=" · ".join(parts))
+    form = exporter.form(params, user=user)
+    if not form.is_valid():
+        codes = {error.code for errors in form.errors.as_data().values() for error in errors}
+        if "invalid_choice" in codes or "invalid_pk_value" in codes:
+            raise Http404
+        missing = [str(form.fields[name].label or name) for name, errors in form.errors.as_data().items()
+                   if name in form.fields and any(e.code == "required" for e in errors)]  # fmt: skip
+        if missing:
+            raise ExportError(_("请选择导出范围：%(keys)s") % {"keys": _("、").join(missing)})
+        raise ExportError(_("导出范围有误"))
+    cleaned = form.cleaned_data
+    # The form limits its choices to the user's scope; the capability has the last word on each one.
+    if not registry.allowed(user, exporter, cleaned):
+        raise Http404
+    return Scope(
+        exporter=exporter,
+        params=cleaned,
+        stored=exporter.stored_params(cleaned),
+        label=exporter.scope_label(user, cleaned),
+    )
 
 
-def export_request(*, kind: str, params: dict, user, ip: str | None) -> Export:
+def export_request(*, kind: str, params, user, ip: str | None) -> Export:
     """Log and build (or queue) an export; ``Http404`` when out of the user's scope.
 
     A refused request writes nothing: the log only holds exports that ran.
@@ -172,15 +100,29 @@ def export_request(*, kind: str, params: dict, user, ip: str | None) -> Export:
     scope = resolve_scope(kind=kind, params=params, user=user)
     export = Export.objects.create(
         kind=kind,
-        params={**scope.params, "label": scope.label},
+        params={**scope.stored, "label": scope.label},
         requested_by=user,
         ip_address=ip or None,
     )
-    if scope.exporter.inline or scope.exporter.estimate() < settings.EXPORT_INLINE_MAX_ROWS:
+    if scope.exporter.inline or scope.estimate(user) < settings.EXPORT_INLINE_MAX_ROWS:
         return export_build(export_id=export.pk)
-    # Queued after commit so that the worker finds the row.
-    export_build_task.delay_on_commit(export.pk)
+    # Queued after commit so that the worker finds the row.  A broker that is down
+    # does not fail the committed request: the export shows as failed, to ask again.
+    enqueue_on_commit(export_build_task, export.pk, on_failure=lambda: _not_queued(export.pk))
     return export
+
+
+def _not_queued(export_id: int):
+    Export.objects.filter(pk=export_id, status=Export.Status.PENDING).update(
+        status=Export.Status.FAILED,
+        error=_("后台任务队列暂时不可用，请稍后重新导出。"),
+        finished_at=timezone.now(),
+    )
+
+
+def _stored_scope(export: Export) -> Scope:
+    params = {key: value for key, value in export.params.items() if key != "label"}
+    return resolve_scope(kind=export.kind, params=params, user=export.requested_by)
 
 
 def export_build(*, export_id: int, now=None) -> Export:
@@ -194,18 +136,15 @@ def export_build(*, export_id: int, now=None) -> Export:
     export = Export.objects.select_related("requested_by").get(pk=export_id)
     if not claimed:
         return export
-    storage_name = f"{secrets.token_hex(16)}.xlsx"
+    storage_name = f"{secrets.token_hex(16)}.xlsx.enc"
     target = path_of(storage_name)
-    partial = target.with_suffix(".part")
+    user = export.requested_by
     try:
-        scope = resolve_scope(kind=export.kind, params=export.params, user=export.requested_by)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(partial, "wb") as out:
-            rows = exporters.write_xlsx(scope.exporter, out, exported_by=export.requested_by)
-        partial.replace(target)
+        scope = _stored_scope(export)
+        rows = storage.write_export(scope.exporter, scope.params, target, exported_by=user, user=user)
     except Exception as exc:
-        partial.unlink(missing_ok=True)
-        if isinstance(exc, Http404):
+        target.unlink(missing_ok=True)
+        if isinstance(exc, (Http404, ExportError)):
             error = _("导出范围已不在你的权限内")
         else:
             logger.exception("export %s failed", export_id)
@@ -218,7 +157,7 @@ def export_build(*, export_id: int, now=None) -> Export:
     now = now or timezone.now()
     export.status = Export.Status.DONE
     export.row_count = rows
-    export.file_name = scope.exporter.filename()
+    export.file_name = scope.exporter.filename(user, scope.params, now=now)
     export.storage_name = storage_name
     export.finished_at = now
     export.expires_at = now + datetime.timedelta(hours=settings.EXPORT_RETENTION_HOURS)
@@ -255,24 +194,25 @@ def exports_purge_expired(*, now=None) -> int:
 # ---------------------------------------------------------------------------
 
 
-def export_for_download(*, user, export_id: int, now=None) -> tuple[Export, Path]:
-    """The requester's own finished, unexpired export and its file; anything else is 404.
+def export_for_download(*, user, export_id: int, now=None) -> tuple[Export, bytes]:
+    """The requester's own finished, unexpired export and its file's (decrypted) bytes; anything else is 404.
 
     The scope is checked again: a secretary moved to another department can
     no longer fetch what they exported for the old one.
     """
     now = now or timezone.now()
-    export = get_object_or_404(
-        Export.objects.filter(requested_by=user, status=Export.Status.DONE, expires_at__gt=now).exclude(
-            storage_name=""
-        ),
-        pk=export_id,
+    export = (
+        Export.objects.filter(requested_by=user, status=Export.Status.DONE, expires_at__gt=now, pk=export_id)
+        .exclude(storage_name="")
+        .first()
     )
-    resolve_scope(kind=export.kind, params=export.params, user=user)
-    path = path_of(export.storage_name)
-    if not path.is_file():
+    if export is None:
         raise Http404
-    return export, path
+    try:
+        _stored_scope(export)
+    except ExportError:
+        raise Http404 from None
+    return export, storage.read_export(path_of(export.storage_name))
 
 
 def exports_of_user(*, user) -> QuerySet[Export]:
@@ -287,14 +227,3 @@ def export_log(*, user_id=None, kind: str = "") -> QuerySet[Export]:
     if kind:
         exports = exports.filter(kind=kind)
     return exports
-
-
-def export_form_choices(*, user) -> dict:
-    """What the "my exports" page offers to export, within the user's scope."""
-    return {
-        "campaigns": Campaign.objects.only("pk", "name"),
-        "departments": departments_for(user).only("pk", "name"),
-        "classes": classes_for(user).select_related("department").only("pk", "name", "department__name"),
-        "kinds": [(value, label) for value, label in Kind.choices if value not in REGISTRAR_ONLY or is_registrar(user)],
-        "finding_kinds": ImportFinding.Kind.choices if is_registrar(user) else [],
-    }

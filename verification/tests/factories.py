@@ -84,10 +84,52 @@ def jpeg_bytes(size=(40, 20), *, gps=False, orientation=None) -> bytes:
 
 
 def pdf_bytes() -> bytes:
+    """One blank A4 page, written by hand (no cross-reference table: readers rebuild it)."""
     return (
         b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
-        b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+        b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+        b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\n"
+        b"trailer<</Root 1 0 R>>\n%%EOF\n"
     )
+
+
+def pdf_with_active_content() -> bytes:
+    """A one-page PDF that runs JavaScript on open, launches a program on page open, carries an
+    embedded executable and a link to a website, with its author's name in the metadata."""
+    import pikepdf
+
+    pdf = pikepdf.new()
+    pdf.add_blank_page()
+    page = pdf.pages[0].obj
+    script = pdf.make_indirect(pikepdf.Dictionary(S=pikepdf.Name.JavaScript, JS=pikepdf.String("app.alert(1)")))
+    attachment = pdf.make_indirect(
+        pikepdf.Dictionary(
+            Type=pikepdf.Name.Filespec,
+            F=pikepdf.String("update.exe"),
+            EF=pikepdf.Dictionary(F=pdf.make_stream(b"MZ-not-really-a-program")),
+        )
+    )
+    pdf.Root.OpenAction = script
+    pdf.Root.Names = pikepdf.Dictionary(
+        JavaScript=pikepdf.Dictionary(Names=pikepdf.Array([pikepdf.String("init"), script])),
+        EmbeddedFiles=pikepdf.Dictionary(Names=pikepdf.Array([pikepdf.String("update.exe"), attachment])),
+    )
+    page.AA = pikepdf.Dictionary(O=pikepdf.Dictionary(S=pikepdf.Name.Launch, F=pikepdf.String("cmd.exe")))
+
+    def link(action):
+        return pikepdf.Dictionary(Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Link, Rect=[0, 0, 99, 99], A=action)
+
+    page.Annots = pikepdf.Array(
+        [
+            link(pikepdf.Dictionary(S=pikepdf.Name.URI, URI=pikepdf.String("http://evil.example/"))),
+            link(pikepdf.Dictionary(S=pikepdf.Name.GoTo, D=pikepdf.Array([page, pikepdf.Name.Fit]))),
+            pikepdf.Dictionary(Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.FileAttachment, FS=attachment),
+        ]
+    )
+    pdf.docinfo["/Author"] = "RollCheckAuthor"
+    out = io.BytesIO()
+    pdf.save(out, object_stream_mode=pikepdf.ObjectStreamMode.disable)
+    return out.getvalue()
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

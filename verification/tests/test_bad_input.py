@@ -141,8 +141,8 @@ def test_two_tabs_flagging_the_same_field_keep_one_flag_with_the_last_value(me_c
     item = Flag.objects.get()
     assert item.claimed_value == "计算2503"
     assert list(item.events.values_list("action", flat=True)) == [
-        "verification.flag.submitted",
-        "verification.flag.amended",
+        FlagEvent.Action.SUBMITTED,
+        FlagEvent.Action.AMENDED,
     ]
 
 

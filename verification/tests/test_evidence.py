@@ -1,19 +1,26 @@
 """Evidence uploads: checked by content, re-encoded, stored privately, downloaded only by those allowed."""
 
 import io
+import os
 import re
+import struct
+import time
 
+import pikepdf
 import pytest
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.urls import reverse
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, ImageDraw
 
 from students.tests.factories import valid_id_number
 from verification import evidence as evidence_files
+from verification import services
 from verification.models import Evidence, Flag
+from verification.retention import retention_purge
 
-from .factories import jpeg_bytes, pdf_bytes, png_bomb_bytes, png_bytes, upload
-from .pages import flag, flag_url, html
+from .factories import jpeg_bytes, pdf_bytes, pdf_with_active_content, png_bomb_bytes, png_bytes, upload
+from .pages import confirm, flag, flag_url, html, messages_of
 
 pytestmark = pytest.mark.django_db
 
@@ -118,7 +125,9 @@ def test_a_file_over_10_mb_is_refused_and_10_mb_is_accepted(me_client, me, campa
     assert_refused(refused, "“scan.pdf”超过 10 MB")
 
     submit(me_client, campaign, me, upload("scan.pdf", exactly, "application/pdf"))
-    assert Evidence.objects.get().size == TEN_MB
+    # Accepted; what is stored is the PDF as rewritten without active content (the padding goes).
+    item = Evidence.objects.get()
+    assert item.size == evidence_files.path_of(item.storage_name).stat().st_size < TEN_MB
 
 
 def test_more_than_five_files_are_refused(me_client, me, campaign):
@@ -242,3 +251,265 @@ def test_who_may_download_evidence(client, evidence, secretary, other_secretary,
     client.logout()
     response = download(client, evidence)
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+# ---------------------------------------------------------------------------
+# Large images: bounded work, bounded size
+# ---------------------------------------------------------------------------
+
+
+def drawn_image(size) -> Image.Image:
+    """A document-like picture: a white page with lines, compressing as well as a real scan."""
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    for y in range(0, size[1], 97):
+        draw.line((0, y, size[0], size[1] - y), fill=(y % 251, 40, 90), width=5)
+    return image
+
+
+def test_a_large_png_is_stored_at_most_max_side_pixels_long(me_client, me, campaign):
+    # 7000 × 4200 = 29.4 Mpx: under the 50-Mpx cap, far more than a document photo needs.
+    data = io.BytesIO()
+    drawn_image((7000, 4200)).save(data, "PNG")
+
+    submit(me_client, campaign, me, upload("户口簿.png", data.getvalue(), "image/png"))
+
+    (path,) = stored_files()
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert max(image.size) <= evidence_files.MAX_SIDE
+        assert max(image.size) >= evidence_files.MAX_SIDE // 2  # still legible
+        assert abs(image.width / image.height - 7000 / 4200) < 0.01
+
+
+def test_a_large_rotated_jpeg_is_stored_small_and_upright(me_client, me, campaign):
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6  # a portrait phone photo, stored landscape
+    data = io.BytesIO()
+    drawn_image((6000, 4000)).save(data, "JPEG", quality=80, exif=exif)
+
+    submit(me_client, campaign, me, upload("身份证.jpg", data.getvalue(), "image/jpeg"))
+
+    (path,) = stored_files()
+    with Image.open(path) as image:
+        assert image.format == "JPEG"
+        assert image.height > image.width  # upright: portrait
+        assert max(image.size) <= evidence_files.MAX_SIDE
+        assert ExifTags.Base.Orientation not in image.getexif()
+
+
+def test_small_images_keep_their_size(me_client, me, campaign):
+    submit(me_client, campaign, me, upload("身份证.png", png_bytes(size=(1200, 900)), "image/png"))
+
+    (path,) = stored_files()
+    with Image.open(path) as image:
+        assert image.size == (1200, 900)
+
+
+# ---------------------------------------------------------------------------
+# Metadata: nothing but the pixels is kept
+# ---------------------------------------------------------------------------
+
+
+def jpeg_segments(data: bytes) -> list[int]:
+    """The marker of every segment before the image data (0xFE = comment, 0xE1–0xEF = APP1–APP15)."""
+    markers, offset = [], 2
+    while offset < len(data) and data[offset] == 0xFF:
+        marker = data[offset + 1]
+        markers.append(marker)
+        if marker == 0xDA:  # start of scan: the pixels follow
+            break
+        (length,) = struct.unpack(">H", data[offset + 2 : offset + 4])
+        offset += 2 + length
+    return markers
+
+
+def png_chunks(data: bytes) -> list[bytes]:
+    chunks, offset = [], 8
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        chunks.append(data[offset + 4 : offset + 8])
+        offset += 12 + length
+    return chunks
+
+
+def test_jpeg_comments_and_every_other_metadata_segment_are_dropped(me_client, me, campaign):
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "RollCheckPhone"
+    original = io.BytesIO()
+    drawn_image((80, 60)).save(
+        original,
+        "JPEG",
+        exif=exif,
+        comment=b"RollCheckComment taken at home",
+        icc_profile=b"RollCheckICC" * 20,
+        xmp=b"<x:xmpmeta>RollCheckXMP</x:xmpmeta>",
+    )
+    assert {0xFE, 0xE1, 0xE2} <= set(jpeg_segments(original.getvalue()))  # comment, EXIF/XMP, ICC
+
+    submit(me_client, campaign, me, upload("身份证.jpg", original.getvalue(), "image/jpeg"))
+
+    (path,) = stored_files()
+    data = path.read_bytes()
+    assert b"RollCheck" not in data
+    assert set(jpeg_segments(data)) <= {0xD8, 0xE0, 0xDB, 0xC0, 0xC4, 0xDA}  # SOI, JFIF, tables, frame, scan
+    with Image.open(path) as image:
+        assert "comment" not in image.info and "icc_profile" not in image.info
+
+
+def test_png_text_and_profile_chunks_are_dropped(me_client, me, campaign):
+    from PIL import PngImagePlugin
+
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Comment", "RollCheckText")
+    text.add_itxt("Author", "RollCheckAuthor")
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "RollCheckPhone"
+    original = io.BytesIO()
+    drawn_image((80, 60)).save(original, "PNG", pnginfo=text, exif=exif, icc_profile=b"RollCheckICC" * 20)
+
+    submit(me_client, campaign, me, upload("身份证.png", original.getvalue(), "image/png"))
+
+    (path,) = stored_files()
+    data = path.read_bytes()
+    assert b"RollCheck" not in data
+    assert set(png_chunks(data)) <= {b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND"}
+
+
+# ---------------------------------------------------------------------------
+# PDF: active content removed
+# ---------------------------------------------------------------------------
+
+
+def test_a_pdf_is_stored_without_scripts_actions_embedded_files_or_metadata(me_client, me, campaign):
+    original = pdf_with_active_content()
+    assert b"/JavaScript" in original and b"/EmbeddedFiles" in original
+
+    submit(me_client, campaign, me, upload("户籍证明.pdf", original, "application/pdf"))
+
+    item = Evidence.objects.get()
+    data = evidence_files.path_of(item.storage_name).read_bytes()
+    for token in (b"/JavaScript", b"/JS", b"/OpenAction", b"/AA", b"/Launch", b"/EmbeddedFiles", b"/URI"):
+        assert token not in data, token
+    assert b"MZ-not-really-a-program" not in data and b"RollCheckAuthor" not in data
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        assert len(pdf.pages) == 1
+        annotations = list(pdf.pages[0].Annots)
+        assert [str(a.Subtype) for a in annotations] == ["/Link", "/Link"]  # the file attachment goes
+        # The link within the document keeps its action; the link to a website loses its.
+        assert [str(a.A.S) for a in annotations if "/A" in a] == ["/GoTo"]
+    assert item.size == len(data)
+
+
+def test_a_password_protected_pdf_is_refused(me_client, me, campaign):
+    protected = io.BytesIO()
+    with pikepdf.open(io.BytesIO(pdf_bytes())) as pdf:
+        pdf.save(protected, encryption=pikepdf.Encryption(owner="o", user="secret"))
+
+    refused = submit(me_client, campaign, me, upload("证明.pdf", protected.getvalue(), "application/pdf"))
+
+    assert_refused(refused, "PDF 文件设有密码")
+
+
+def test_a_damaged_pdf_is_refused(me_client, me, campaign):
+    refused = submit(me_client, campaign, me, upload("证明.pdf", b"%PDF-1.4\ngarbage\n%%EOF\n", "application/pdf"))
+
+    assert_refused(refused, "PDF 文件已损坏，无法读取")
+
+
+# ---------------------------------------------------------------------------
+# Withdrawing deletes the evidence
+# ---------------------------------------------------------------------------
+
+
+def test_withdrawing_a_flag_deletes_its_evidence_and_says_so(
+    me_client, me, campaign, django_capture_on_commit_callbacks
+):
+    submit(me_client, campaign, me, upload("户口簿.png", png_bytes(), "image/png"), upload("身份证.pdf", pdf_bytes()))
+    item = Flag.objects.get()
+    assert len(stored_files()) == 2
+    detail = html(me_client.get(reverse("verification:flag_detail", args=[item.pk])))
+    assert "已上传的证明材料会从系统中删除" in detail
+    evidence_ids = list(item.evidence.values_list("pk", flat=True))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = me_client.post(reverse("verification:flag_withdraw", args=[item.pk]), follow=True)
+
+    assert "报错已撤回，你上传的 2 份证明材料已删除。" in messages_of(response)
+    assert not Evidence.objects.exists() and stored_files() == []
+    item.refresh_from_db()
+    assert item.status == Flag.Status.WITHDRAWN
+    for pk in evidence_ids:
+        assert me_client.get(reverse("verification:evidence_download", args=[pk])).status_code == 404
+
+
+def test_confirming_a_flagged_field_deletes_the_flags_evidence(
+    me_client, me, campaign, django_capture_on_commit_callbacks
+):
+    submit(me_client, campaign, me, upload("户口簿.png", png_bytes(), "image/png"))
+    assert len(stored_files()) == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = confirm(me_client, campaign, "XB", version=me.version)
+
+    assert "报错已撤回，你上传的 1 份证明材料已删除。" in messages_of(response)
+    assert Flag.objects.get().status == Flag.Status.WITHDRAWN
+    assert not Evidence.objects.exists() and stored_files() == []
+
+
+def test_a_refused_withdrawal_keeps_the_evidence(me_client, me, campaign, secretary):
+    submit(me_client, campaign, me, upload("户口簿.png", png_bytes(), "image/png"))
+    item = Flag.objects.get()
+    services.flag_transition(flag_id=item.pk, to=Flag.Status.FORWARDED, by=secretary)
+
+    response = me_client.post(reverse("verification:flag_withdraw", args=[item.pk]), follow=True)
+
+    assert not any("已删除" in m for m in messages_of(response))
+    assert Evidence.objects.count() == 1 and len(stored_files()) == 1
+
+
+# ---------------------------------------------------------------------------
+# No file outlives a failed transaction
+# ---------------------------------------------------------------------------
+
+
+def test_files_written_before_a_failed_transaction_are_removed(me, checklist, monkeypatch):
+    def broken(*args, **kwargs):
+        raise IntegrityError("the database refused")
+
+    monkeypatch.setattr(Evidence.objects, "bulk_create", broken)
+
+    with pytest.raises(IntegrityError):
+        services.field_flag(
+            checklist_id=checklist.pk,
+            field_code="XB",
+            claimed_value="女",
+            files=[upload("户口簿.png", png_bytes(), "image/png")],
+            record_version=me.version,
+            by=me.user,
+        )
+
+    assert stored_files() == [] and not Flag.objects.exists()
+
+
+def test_files_of_an_outer_transaction_rolled_back_are_swept(me, checklist):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.field_flag(
+            checklist_id=checklist.pk,
+            field_code="XB",
+            claimed_value="女",
+            files=[upload("户口簿.png", png_bytes(), "image/png")],
+            record_version=me.version,
+            by=me.user,
+        )
+        raise RuntimeError("the caller's transaction fails after the service")
+    (orphan,) = stored_files()
+    assert not Evidence.objects.exists()
+
+    retention_purge()
+    assert stored_files() == [orphan]  # a file being written now may be about to get its row
+
+    day_ago = time.time() - evidence_files.ORPHAN_SECONDS - 60
+    os.utime(orphan, (day_ago, day_ago))
+    assert retention_purge()["orphans"] == 1
+    assert stored_files() == []

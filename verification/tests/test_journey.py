@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from students import fields as roll_fields
+from students.errors import NotFound
 from students.tests.factories import StudentFactory
 from verification import services
 from verification.models import Campaign, Checklist, Evidence, FieldCheck, Flag, FlagEvent
@@ -184,12 +185,12 @@ def test_whole_journey_flag_returned_amended_and_corrected(me_client, me, campai
     assert "学信网已更正" in text(row(page, "MZ"))
     history = list(FlagEvent.objects.filter(flag=item).values_list("action", "from_status", "to_status", "actor"))
     assert history == [
-        ("verification.flag.submitted", "", S.SUBMITTED, me.user.pk),
-        ("verification.flag.returned", S.SUBMITTED, S.RETURNED, secretary.pk),
-        ("verification.flag.resubmitted", S.RETURNED, S.SUBMITTED, me.user.pk),
-        ("verification.flag.forwarded", S.SUBMITTED, S.FORWARDED, secretary.pk),
-        ("verification.flag.accepted", S.FORWARDED, S.ACCEPTED, registrar.pk),
-        ("verification.flag.corrected", S.ACCEPTED, S.CORRECTED, registrar.pk),
+        (FlagEvent.Action.SUBMITTED, "", S.SUBMITTED, me.user.pk),
+        (FlagEvent.Action.RETURNED, S.SUBMITTED, S.RETURNED, secretary.pk),
+        (FlagEvent.Action.RESUBMITTED, S.RETURNED, S.SUBMITTED, me.user.pk),
+        (FlagEvent.Action.FORWARDED, S.SUBMITTED, S.FORWARDED, secretary.pk),
+        (FlagEvent.Action.ACCEPTED, S.FORWARDED, S.ACCEPTED, registrar.pk),
+        (FlagEvent.Action.CORRECTED, S.ACCEPTED, S.CORRECTED, registrar.pk),
     ]
     detail = text(html(me_client.get(reverse("verification:flag_detail", args=[item.pk]))))
     assert f"退回学生修改 · {secretary.username} ：请上传公安机关出具的民族证明" in detail
@@ -203,7 +204,7 @@ def test_only_the_right_role_may_move_a_flag(me, checklist, secretary, registrar
         checklist_id=checklist.pk, field_code="BH", claimed_value="计算2502", record_version=me.version, by=me.user
     )
 
-    with pytest.raises(services.VerificationError):
+    with pytest.raises(NotFound):
         services.flag_transition(flag_id=item.pk, to=S.FORWARDED, by=me.user)  # a student cannot review
     with pytest.raises(services.VerificationError, match="退回时请填写原因"):
         services.flag_transition(flag_id=item.pk, to=S.RETURNED, by=secretary, note="  ")
@@ -285,6 +286,83 @@ def test_confirm_all_is_refused_while_a_field_is_flagged(me_client, me, campaign
     assert Flag.objects.get().status == S.SUBMITTED
 
 
+def test_after_a_flag_the_other_fields_are_confirmed_at_once(me_client, me, campaign, checklist):
+    flag(me_client, campaign, "BH", "计算2502", version=me.version)
+    confirm(me_client, campaign, "XM", version=me.version)
+    page = html(me_client.get(checklist_url(campaign)))
+    rest = len(campaign.checked_fields()) - 2
+    assert f"确认其余 {rest} 项正确" in page
+    assert reverse("verification:confirm_all", args=[campaign.pk]) not in page  # 全部正确 no longer applies
+    url = reverse("verification:confirm_rest", args=[campaign.pk])
+
+    refused = me_client.post(url, {"record_version": me.version}, follow=True)
+    assert "请勾选确认声明" in messages_of(refused)
+    assert FieldCheck.objects.filter(checklist=checklist).count() == 2
+
+    response = me_client.post(url, {"record_version": me.version, "attest": "on"}, follow=True)
+
+    assert "已确认其余各项正确。报错的项目由院系审核，结果会通知你。" in messages_of(response)
+    answers = dict(FieldCheck.objects.filter(checklist=checklist).values_list("field_code", "status"))
+    assert answers == {
+        f.code: FieldCheck.Status.FLAGGED if f.code == "BH" else FieldCheck.Status.CONFIRMED
+        for f in campaign.checked_fields()
+    }
+    assert Flag.objects.get().status == S.SUBMITTED
+    checklist.refresh_from_db()
+    assert checklist.state == Checklist.State.FLAGGED and checklist.attested_at is None
+    assert reverse("verification:confirm_rest", args=[campaign.pk]) not in html(response)  # nothing left
+
+
+def test_confirming_the_rest_of_a_stale_page_is_refused(me_client, me, campaign, checklist):
+    flag(me_client, campaign, "BH", "计算2502", version=me.version)
+    opened = version_of(me)
+    me.class_name = "计算2509"
+    me.version += 1
+    me.save(update_fields=["class_name", "version"])
+
+    response = me_client.post(
+        reverse("verification:confirm_rest", args=[campaign.pk]),
+        {"record_version": opened, "attest": "on"},
+        follow=True,
+    )
+
+    assert any("已更新" in m for m in messages_of(response))
+    assert FieldCheck.objects.filter(checklist=checklist).count() == 1
+
+
+def test_the_message_after_flagging_is_next_to_the_field(me_client, me, campaign):
+    response = flag(me_client, campaign, "BH", "计算2502", version=me.version)
+
+    assert response.redirect_chain[-1][0].endswith("#field-BH")  # the page scrolls to the field on a phone
+    page = html(response)
+    assert "已提交“班级”的报错，院系审核后会通知你。" in text(row(page, "BH"))
+    top = re.search(r'<ul class="messages">.*?</ul>', page, re.S)
+    assert top is None or "已提交" not in top.group()
+
+
+def test_the_answer_that_finishes_the_check_says_so(me_client, me, campaign, checklist):
+    codes = [f.code for f in campaign.checked_fields()]
+    for code in codes[:-1]:
+        response = confirm(me_client, campaign, code, version=me.version)
+        assert not any("核对完全部项目" in m for m in messages_of(response))
+
+    response = confirm(me_client, campaign, codes[-1], version=me.version)
+
+    assert "你已核对完全部项目，信息全部正确，感谢你的核对。" in text(row(html(response), codes[-1]))
+    checklist.refresh_from_db()
+    assert checklist.state == Checklist.State.CONFIRMED
+
+
+def test_finishing_with_a_flag_says_the_department_reviews_it(me_client, me, campaign):
+    codes = [f.code for f in campaign.checked_fields() if f.code != "BH"]
+    for code in codes:
+        confirm(me_client, campaign, code, version=me.version, follow=False)
+
+    response = flag(me_client, campaign, "BH", "计算2502", version=me.version)
+
+    assert "你已核对完全部项目。报错的项目由院系审核，结果会通知你。" in messages_of(response)
+
+
 def test_after_closing_the_checklist_is_read_only_and_silent_students_are_overdue(
     me_client, me, campaign, checklist, department, cohort
 ):
@@ -298,13 +376,14 @@ def test_after_closing_the_checklist_is_read_only_and_silent_students_are_overdu
     assert services.campaign_close(campaign_id=campaign.pk) == 0  # not due yet
     Campaign.objects.filter(pk=campaign.pk).update(closes_at=timezone.now() - datetime.timedelta(minutes=1))
 
-    assert services.campaign_close(campaign_id=campaign.pk) == 1
+    # Answering some fields but not all is not finishing: that student is overdue too.
+    assert services.campaign_close(campaign_id=campaign.pk) == 2
     closed_at = Campaign.objects.get(pk=campaign.pk).closed_at
     assert services.campaign_close(campaign_id=campaign.pk) == 0  # safe to run twice
 
     states = dict(campaign.checklists.values_list("student_id", "state"))
     assert states == {
-        me.pk: Checklist.State.IN_PROGRESS,
+        me.pk: Checklist.State.OVERDUE,
         silent.pk: Checklist.State.OVERDUE,
         done.pk: Checklist.State.CONFIRMED,
     }

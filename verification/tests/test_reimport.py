@@ -134,7 +134,7 @@ def test_a_flag_whose_claimed_value_arrives_is_corrected_and_the_field_reopens(
     assert item.status == Flag.Status.CORRECTED
     event = FlagEvent.objects.filter(flag=item).last()
     assert (event.action, event.from_status, event.to_status, event.actor) == (
-        "verification.flag.corrected_by_import",
+        FlagEvent.Action.CORRECTED_BY_IMPORT,
         Flag.Status.SUBMITTED,
         Flag.Status.CORRECTED,
         None,

@@ -5,15 +5,18 @@ the student's checklist.  Another department's secretary does not even learn
 that the flag exists.
 """
 
+import datetime
 import itertools
 
 import pytest
+from django.utils import timezone
 
+from students.errors import NotFound
 from students.models import User
 from students.tests.factories import SecretaryFactory, UserFactory
 from verification import services
-from verification.models import Checklist, Flag, FlagEvent
-from verification.services import TRANSITIONS, VerificationError
+from verification.models import Campaign, Checklist, Flag, FlagEvent
+from verification.services import STAFF_CAPABILITIES, SYSTEM, TRANSITIONS, VerificationError
 
 pytestmark = pytest.mark.django_db
 
@@ -28,6 +31,8 @@ PATHS = {
     S.SUBMITTED_TO_CHSI: [(S.FORWARDED, "secretary"), (S.ACCEPTED, "registrar"), (S.SUBMITTED_TO_CHSI, "registrar")],
     S.CORRECTED: [(S.FORWARDED, "secretary"), (S.ACCEPTED, "registrar"), (S.CORRECTED, "registrar")],
     S.WITHDRAWN: [(S.WITHDRAWN, "student")],
+    # Returned, then the departments' deadline passed without a resubmission.
+    S.NOT_RESUBMITTED: [(S.RETURNED, "secretary"), (S.NOT_RESUBMITTED, "deadline")],
 }
 
 
@@ -59,6 +64,14 @@ def flag_at(me, campaign, checklist, cast):
         for to, who in PATHS[status]:
             if to == S.WITHDRAWN:
                 services.flag_withdraw(flag_id=flag.pk, by=me.user)
+            elif who == "deadline":
+                now = timezone.now()
+                Campaign.objects.filter(pk=campaign.pk).update(
+                    closes_at=now - datetime.timedelta(hours=1),
+                    departments_close_at=now - datetime.timedelta(minutes=1),
+                    closed_at=now - datetime.timedelta(hours=1),
+                )
+                services.flags_close_not_resubmitted(campaign_id=campaign.pk)
             else:
                 services.flag_transition(flag_id=flag.pk, to=to, by=cast[who], note=REASON)
         flag.refresh_from_db()
@@ -90,14 +103,20 @@ def last_event(flag) -> FlagEvent:
 # Every allowed move, by whoever may make it
 # ---------------------------------------------------------------------------
 
+# Who in the cast holds each review capability (students/permissions.py).
+# Registrar staff may also act as a department.
+HOLDERS = {"flag.review": ["secretary", "registrar", "superuser"], "flag.correct": ["registrar", "superuser"]}
+STUDENT_ONLY = {"checklist.answer_own"}
+
+
+def holders(capabilities) -> list[str]:
+    return sorted({actor for capability in capabilities & STAFF_CAPABILITIES for actor in HOLDERS[capability]})
+
+
 STAFF_MOVES = [
     pytest.param(source, target, actor, id=f"{source}→{target} by {actor}")
-    for (source, target), role in TRANSITIONS.items()
-    if role != "student"
-    # Registrar staff may also act as a department.
-    for actor in (
-        {"department": ["secretary", "registrar", "superuser"], "registrar": ["registrar", "superuser"]}[role]
-    )
+    for (source, target), capabilities in TRANSITIONS.items()
+    for actor in holders(capabilities)
 ]
 
 
@@ -113,7 +132,7 @@ def test_every_staff_move_in_the_chain_works(flag_at, cast, checklist, source, t
     assert FlagEvent.objects.filter(flag=flag).count() == events + 1
     event = last_event(flag)
     assert (event.action, event.from_status, event.to_status, event.actor, event.note) == (
-        f"verification.flag.{target}",
+        FlagEvent.Action(target),
         source,
         target,
         cast[actor],
@@ -121,9 +140,11 @@ def test_every_staff_move_in_the_chain_works(flag_at, cast, checklist, source, t
     )
     checklist.refresh_from_db()
     if target == S.RETURNED:
-        # The student is asked to change the flag: the check is not finished any more.
+        # The student is asked to change the flag: the check is not finished any more, but its
+        # first finish is kept (the completion history never drops; counted as "reopened").
         assert flag.return_reason == REASON
-        assert (checklist.state, checklist.finished_at) == (Checklist.State.RETURNED, None)
+        assert checklist.state == Checklist.State.RETURNED
+        assert checklist.finished_at and checklist.reopened_after_finish
     else:
         assert checklist.state == Checklist.State.FLAGGED and checklist.finished_at
 
@@ -155,7 +176,7 @@ def test_the_student_resubmits_a_returned_flag(flag_at, me, checklist):
     assert (flag.status, flag.claimed_value) == (S.SUBMITTED, "网络工程")
     event = last_event(flag)
     assert (event.action, event.from_status, event.to_status) == (
-        "verification.flag.resubmitted",
+        FlagEvent.Action.RESUBMITTED,
         S.RETURNED,
         S.SUBMITTED,
     )
@@ -165,18 +186,36 @@ def test_the_student_resubmits_a_returned_flag(flag_at, me, checklist):
 def test_the_chain_test_covers_every_transition():
     student_moves = {(S.SUBMITTED, S.WITHDRAWN), (S.RETURNED, S.WITHDRAWN), (S.RETURNED, S.SUBMITTED)}
     staff_moves = {(p.values[0], p.values[1]) for p in STAFF_MOVES}
-    assert staff_moves | student_moves == set(TRANSITIONS)
-    assert {role for (_s, _t), role in TRANSITIONS.items() if (_s, _t) in student_moves} == {"student"}
+    # The roster import brings the corrected value: only the system closes these.
+    system_moves = {(source, S.CORRECTED) for source in (S.SUBMITTED, S.RETURNED, S.FORWARDED)}
+    # The departments' deadline closes a returned flag; extending it returns the flag again.
+    system_moves |= {(S.RETURNED, S.NOT_RESUBMITTED), (S.NOT_RESUBMITTED, S.RETURNED)}
+    assert staff_moves | student_moves | system_moves == set(TRANSITIONS)
+    assert {frozenset(TRANSITIONS[move]) for move in student_moves} == {frozenset(STUDENT_ONLY)}
+    assert {frozenset(TRANSITIONS[move]) for move in system_moves} == {frozenset({SYSTEM})}
+    # Every capability the map names is one students/permissions.py defines.
+    from students.permissions import CAPABILITIES
+
+    assert set().union(*TRANSITIONS.values()) - {SYSTEM} <= set(CAPABILITIES)
+
+
+def test_the_system_may_correct_any_open_flag_close_a_returned_one_and_nothing_else():
+    deadline_moves = {(S.RETURNED, S.NOT_RESUBMITTED), (S.NOT_RESUBMITTED, S.RETURNED)}
+    for source, target in itertools.product(S.values, S.values):
+        allowed = services.may_move(SYSTEM, source, target)
+        expected = (target == S.CORRECTED and source in Flag.OPEN) or (source, target) in deadline_moves
+        assert allowed == expected, (source, target)
 
 
 # ---------------------------------------------------------------------------
 # Every refused move
 # ---------------------------------------------------------------------------
 
+# Moves no staff capability allows: not in the map at all, or the system's (an import's) only.
 NOT_IN_CHAIN = [
     pytest.param(source, target, id=f"{source}→{target}")
     for source, target in itertools.product(S.values, S.values)
-    if (source, target) not in TRANSITIONS
+    if not TRANSITIONS.get((source, target), set()) - {SYSTEM}
 ]
 
 
@@ -204,8 +243,8 @@ def test_nobody_moves_a_withdrawn_or_corrected_flag(flag_at, cast, source, actor
 
 REGISTRAR_MOVES = [
     pytest.param(source, target, id=f"{source}→{target}")
-    for (source, target), role in TRANSITIONS.items()
-    if role == "registrar"
+    for (source, target), capabilities in TRANSITIONS.items()
+    if "flag.correct" in capabilities
 ]
 
 
@@ -222,8 +261,8 @@ def test_a_secretary_cannot_make_the_registrars_moves(flag_at, cast, source, tar
 
 STUDENT_MOVES = [
     pytest.param(source, target, actor, id=f"{source}→{target} by {actor}")
-    for (source, target), role in TRANSITIONS.items()
-    if role == "student"
+    for (source, target), capabilities in TRANSITIONS.items()
+    if capabilities == STUDENT_ONLY
     for actor in ("secretary", "registrar")
 ]
 
@@ -247,7 +286,8 @@ def test_a_student_cannot_review_their_own_flag(flag_at, cast, source, target):
     flag = flag_at(source)
     before = snapshot(flag)
 
-    with pytest.raises(VerificationError):
+    # A student holds no review capability: for them the review service finds nothing.
+    with pytest.raises(NotFound):
         services.flag_transition(flag_id=flag.pk, to=target, by=cast["student"], note=REASON)
 
     assert snapshot(flag) == before
@@ -259,9 +299,9 @@ def test_another_departments_secretary_cannot_act_and_learns_nothing(flag_at, ca
     before = snapshot(flag)
 
     # The same answer as for a flag that does not exist.
-    with pytest.raises(Flag.DoesNotExist):
+    with pytest.raises(NotFound):
         services.flag_transition(flag_id=flag.pk, to=target, by=cast["other_secretary"], note=REASON)
-    with pytest.raises(Flag.DoesNotExist):
+    with pytest.raises(NotFound):
         services.flag_transition(flag_id=flag.pk + 1000, to=target, by=cast["secretary"], note=REASON)
 
     assert snapshot(flag) == before
@@ -273,7 +313,7 @@ def test_a_secretary_who_left_cannot_act(flag_at, cast):
     User.objects.filter(pk=cast["secretary"].pk).update(is_active=False)
     gone = User.objects.get(pk=cast["secretary"].pk)
 
-    with pytest.raises(Flag.DoesNotExist):
+    with pytest.raises(NotFound):
         services.flag_transition(flag_id=flag.pk, to=S.FORWARDED, by=gone)
 
     assert snapshot(flag) == before
@@ -338,3 +378,57 @@ def test_once_forwarded_the_student_can_neither_change_nor_take_back_the_flag(fl
 
     assert snapshot(flag) == before
     assert Flag.objects.get(pk=flag.pk).claimed_value == "软件工程"
+
+
+# ---------------------------------------------------------------------------
+# Every writing service checks scope itself (a task or a command may call it)
+# ---------------------------------------------------------------------------
+
+
+def test_a_note_on_a_flag_out_of_scope_is_not_found_like_a_missing_one(flag_at, cast):
+    flag = flag_at(S.SUBMITTED)
+    before = snapshot(flag)
+
+    for by, flag_id in ((cast["other_secretary"], flag.pk), (cast["secretary"], flag.pk + 1000)):
+        with pytest.raises(NotFound):
+            services.flag_note(flag_id=flag_id, by=by, note="看看")
+    # Not even a student's own flag: notes are staff's.
+    with pytest.raises(NotFound):
+        services.flag_note(flag_id=flag.pk, by=cast["student"], note="看看")
+
+    assert snapshot(flag) == before
+    services.flag_note(flag_id=flag.pk, by=cast["secretary"], note="已电话联系")
+    assert last_event(flag).action == FlagEvent.Action.NOTE
+
+
+def test_the_students_services_refuse_anyone_else(flag_at, me, checklist, cast, other_student):
+    from students.tests.factories import UserFactory as Users
+
+    flag = flag_at(S.RETURNED)
+    before = snapshot(flag)
+    intruder = Users(username=other_student.student_number)
+    other_student.user = intruder
+    other_student.save()
+
+    for by in (intruder, cast["other_secretary"], cast["secretary"]):
+        with pytest.raises(NotFound):
+            services.flag_withdraw(flag_id=flag.pk, by=by)
+        with pytest.raises(NotFound):
+            services.flag_amend(flag_id=flag.pk, claimed_value="网络工程", record_version=me.version, by=by)
+        with pytest.raises(NotFound):
+            services.field_confirm(checklist_id=checklist.pk, field_code="ZYMC", record_version=me.version, by=by)
+    assert snapshot(flag) == before
+
+    # Staff in scope may record a paper form (proxy); staff of another department may not.
+    with pytest.raises(NotFound):
+        services.field_confirm(
+            checklist_id=checklist.pk,
+            field_code="ZYMC",
+            record_version=me.version,
+            by=cast["other_secretary"],
+            proxy=True,
+        )
+    services.field_confirm(
+        checklist_id=checklist.pk, field_code="ZYMC", record_version=me.version, by=cast["secretary"], proxy=True
+    )
+    assert Flag.objects.get(pk=flag.pk).status == S.WITHDRAWN

@@ -1,4 +1,4 @@
-"""The seeds' rules on the checklist: 考生号 for information, 政治面貌 hidden, 专业 brackets, hints."""
+"""The school notices' rules on the checklist (docs/domain.md §10): 考生号 for information, 政治面貌 hidden, 专业 brackets, hints."""
 
 import pytest
 from django.urls import reverse
@@ -72,3 +72,9 @@ def test_choice_fields_offer_the_list_and_refuse_anything_else(me_client, me, ca
 
     assert refused.status_code == 200 and "errorlist" in html(refused)
     assert not Flag.objects.exists()
+
+
+def test_the_one_open_flag_constraint_covers_exactly_the_open_statuses():
+    (constraint,) = [c for c in Flag._meta.constraints if c.name == "flag_one_open_per_field"]
+    (lookup, statuses) = constraint.condition.children[0]
+    assert lookup == "status__in" and set(statuses) == set(Flag.OPEN)

@@ -1,10 +1,8 @@
-"""Export pages: ask for an export, list and download one's own, and the registrar's access log."""
+"""Export pages: ask for an export, list and download one's own, and the registrar's export log."""
 
-from axes.helpers import get_client_ip_address
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import FileResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -12,45 +10,34 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from students.audit import access_log
+from students.downloads import private_file_response
 from students.models import AccessEvent
-from students.permissions import registrar_required, staff_required
+from students.network import client_ip
+from students.permissions import capability_required
 
+from ..exports import registry
 from ..exports import services as export_services
-from ..exports.forms import ExportLogFilterForm, ExportRequestForm
+from ..exports.forms import ExportLogFilterForm
 from ..models import Export
 
 
-def _file_response(request, export: Export, path) -> FileResponse:
+def _file_response(request, export: Export, data: bytes):
     access_log(
         request,
         AccessEvent.Action.EXPORT,
-        target=f"{export.get_kind_display()}：{export.params.get('label', '')}",
+        target=f"{export.kind_label}：{export.params.get('label', '')}",
         detail=export.file_name,
         rows=export.row_count,
     )
-    response = FileResponse(
-        open(path, "rb"),
-        as_attachment=True,
-        filename=export.file_name,
-        content_type=export_services.XLSX_CONTENT_TYPE,
-    )
-    # Personal data: no proxy or browser cache keeps a copy.
-    response["Cache-Control"] = "no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return private_file_response(data, filename=export.file_name, content_type=export_services.XLSX_CONTENT_TYPE)
 
 
 @require_POST
-@staff_required
+@capability_required("workspace.use")
 def export_create(request):
-    form = ExportRequestForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _("导出请求有误，请重新选择。"))
-        return redirect("exports:export_list")
-    data = form.cleaned_data
     try:
         export = export_services.export_request(
-            kind=data["kind"], params=data, user=request.user, ip=get_client_ip_address(request)
+            kind=request.POST.get("kind", ""), params=request.POST, user=request.user, ip=client_ip(request)
         )
     except export_services.ExportError as exc:
         messages.error(request, str(exc))
@@ -66,27 +53,32 @@ def export_create(request):
 
 @never_cache
 @require_GET
-@staff_required
+@capability_required("workspace.use")
 def export_list(request):
+    # One form per export the user may ask for, straight from the registry.
+    offers = [
+        (exporter, exporter.form(None, user=request.user, auto_id=f"{exporter.key}-%s"))
+        for exporter in registry.available_to(request.user)
+    ]
     context = {
         "exports": export_services.exports_of_user(user=request.user)[:100],
         "now": timezone.now(),
         "retention_hours": settings.EXPORT_RETENTION_HOURS,
-        **export_services.export_form_choices(user=request.user),
+        "offers": offers,
     }
     return render(request, "exports/export_list.html", context)
 
 
 @never_cache
 @require_GET
-@staff_required
+@capability_required("workspace.use")
 def export_download(request, export_id):
     return _file_response(request, *export_services.export_for_download(user=request.user, export_id=export_id))
 
 
 @never_cache
 @require_GET
-@registrar_required
+@capability_required("export.access_log")
 def export_log(request):
     form = ExportLogFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}

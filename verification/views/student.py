@@ -1,33 +1,33 @@
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from notices import services as notice_services
+from notices import selectors as notice_selectors
 from students import fields as roll_fields
 from students.audit import access_log
+from students.downloads import private_file_response
 from students.models import AccessEvent
-from students.permissions import own_student, registrar_required
+from students.permissions import capability_required, own_student
 
+from .. import campaign_kinds, helpdesk, selectors, services
 from .. import evidence as evidence_files
-from .. import selectors, services
-from ..forms import SUPPORT_KINDS, CampaignForm, ConfirmAllForm, FlagForm, SupportRequestForm, VersionedForm
-from ..models import Campaign, Flag
-
-# DOMAIN.md §6.3: what to bring for each identity correction.
-EVIDENCE_CHECKLIST = {
-    "XM": gettext_lazy("户口簿本人页、身份证，以及公安机关出具的姓名变更证明（现用名/曾用名）"),
-    "XB": gettext_lazy("户口簿本人页和身份证"),
-    "CSRQ": gettext_lazy("户口簿、身份证、《医学出生证明》"),
-    "SFZH": gettext_lazy("户口簿、身份证，以及户口所在地公安机关出具的户籍证明或公民身份号码变更证明"),
-    "MZ": gettext_lazy("户口簿本人页和公安机关出具的民族证明"),
-}
+from ..forms import (
+    SUPPORT_KINDS,
+    CampaignForm,
+    ConfirmAllForm,
+    ConfirmRestForm,
+    FlagForm,
+    SupportRequestForm,
+    VersionedForm,
+)
+from ..models import Campaign, Checklist, FieldCheck, Flag
 
 
 def _checklist_url(checklist, field_code=None):
@@ -40,8 +40,8 @@ def my_checks(request):
     """The student's home: unread notices first, then their checks (straight to the one open check if all is read)."""
     checklists = list(selectors.checklists_of_user(user=request.user))
     student = own_student(request.user)
-    notices = notice_services.notices_with_read_flag(student=student, user=request.user) if student else []
-    open_ones = [c for c in checklists if c.campaign.is_open()]
+    notices = notice_selectors.notices_with_read_flag(student=student, user=request.user) if student else []
+    open_ones = [c for c in checklists if c.is_open()]
     if len(open_ones) == 1 and len(checklists) == 1 and all(n.is_read for n in notices):
         return redirect("verification:checklist", campaign_id=open_ones[0].campaign_id)
     return render(
@@ -54,28 +54,81 @@ def my_checks(request):
 def checklist(request, campaign_id):
     checklist = selectors.checklist_of_user(user=request.user, campaign_id=campaign_id)
     student = checklist.student
+    rows = selectors.checklist_rows(checklist)
+    flagged = [row for row in rows if _is_flagged(row)]
     context = {
         "checklist": checklist,
         "campaign": checklist.campaign,
         "student": student,
-        "rows": selectors.checklist_rows(checklist),
+        "rows": rows,
+        # Once a field is flagged, 全部正确 no longer applies: offer to confirm the fields not yet answered.
+        "flagged": bool(flagged),
+        "rest_count": sum(1 for row in rows if not _is_flagged(row) and not _is_confirmed(row)),
         "info_rows": selectors.info_rows(checklist),
-        "writable": checklist.campaign.is_open(),
+        "missing_photos": selectors.missing_photos(checklist),
+        "writable": checklist.is_open(),
+        # After the students' deadline a returned flag may still be amended, until the departments' one.
+        "amend_returned": checklist.returned_amendable(),
+        "deadline": checklist.own_deadline(),
         "confirm_all_form": ConfirmAllForm(initial={"record_version": student.version}),
+        "confirm_rest_form": ConfirmRestForm(initial={"record_version": student.version}),
         "version": student.version,
         "support_kinds": SUPPORT_KINDS.values(),
-        "support_requests": checklist.support_requests.all(),
+        "support_requests": helpdesk.tickets_of_checklist(checklist),
     }
     return render(request, "verification/checklist.html", context)
 
 
-def _service_call(request, checklist, fn, *, anchor=None, **kwargs):
-    """Run one service, show its refusal as a message, and go back to the checklist."""
+def _at_field(field_code) -> str:
+    """Tags a message to show next to its field: the checklist scrolls there, and on a phone the top is off-screen."""
+    return f"at-field-{field_code}" if field_code else ""
+
+
+def _say_if_finished(request, checklist, was_finished: bool, *, anchor=None):
+    """The answer that completes the checklist says so: otherwise finishing passes without a word."""
+    state = Checklist.objects.values_list("state", flat=True).get(pk=checklist.pk)
+    if was_finished or state not in Checklist.FINISHED:
+        return
+    if state == Checklist.State.FLAGGED:
+        text = _("你已核对完全部项目。报错的项目由院系审核，结果会通知你。")
+    else:
+        text = _("你已核对完全部项目，信息全部正确，感谢你的核对。")
+    messages.success(request, text, extra_tags=_at_field(anchor))
+
+
+def _is_flagged(row) -> bool:
+    flag, answer = row["flag"], row["answer"]
+    return bool((flag and flag.is_open) or (answer and answer.status == FieldCheck.Status.FLAGGED))
+
+
+def _is_confirmed(row) -> bool:
+    return bool(row["answer"] and row["answer"].status == FieldCheck.Status.CONFIRMED and not row["reopened"])
+
+
+def _service_call(request, checklist, fn, *, anchor=None, success=None, **kwargs):
+    """Run one service, show its refusal (or ``success``) as a message, and go back to the checklist."""
+    was_finished = checklist.is_finished
     try:
         fn(**kwargs)
     except services.VerificationError as exc:
-        messages.error(request, str(exc))
+        messages.error(request, str(exc), extra_tags=_at_field(anchor))
+    else:
+        if success:
+            messages.success(request, success, extra_tags=_at_field(anchor))
+        _say_if_finished(request, checklist, was_finished, anchor=anchor)
     return redirect(_checklist_url(checklist, anchor))
+
+
+def _evidence_deleted_message(flag) -> str | None:
+    """What withdrawing ``flag`` deletes, said before it is gone."""
+    count = flag.evidence.count() if flag else 0
+    if not count:
+        return None
+    return ngettext(
+        "报错已撤回，你上传的 %(count)s 份证明材料已删除。",
+        "报错已撤回，你上传的 %(count)s 份证明材料已删除。",
+        count,
+    ) % {"count": count}
 
 
 @require_POST
@@ -87,11 +140,13 @@ def field_confirm(request, campaign_id, field_code):
     if not form.is_valid():
         messages.error(request, _("页面已过期，请刷新后重试。"))
         return redirect(_checklist_url(checklist))
+    open_flag = checklist.flags.filter(field_code=field_code, status__in=Flag.OPEN).first()
     return _service_call(
         request,
         checklist,
         services.field_confirm,
         anchor=field_code,
+        success=_evidence_deleted_message(open_flag if open_flag and open_flag.is_editable else None),
         field_code=field_code,
         checklist_id=checklist.pk,
         record_version=form.cleaned_data["record_version"],
@@ -122,8 +177,30 @@ def confirm_all(request, campaign_id):
     return redirect(_checklist_url(checklist))
 
 
+@require_POST
+@login_required
+def confirm_rest(request, campaign_id):
+    """其余全部正确: every field not flagged is confirmed; the flags stay as they are."""
+    checklist = selectors.checklist_of_user(user=request.user, campaign_id=campaign_id)
+    form = ConfirmRestForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect(f"{_checklist_url(checklist)}#confirm-all")
+    try:
+        services.checklist_confirm_rest(
+            checklist_id=checklist.pk, record_version=form.cleaned_data["record_version"], by=request.user
+        )
+    except services.VerificationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("已确认其余各项正确。报错的项目由院系审核，结果会通知你。"))
+    return redirect(_checklist_url(checklist))
+
+
 def _field_or_404(checklist, field_code) -> roll_fields.RollField:
-    for field in checklist.campaign.checked_fields():
+    for field in checklist.checked_fields():
         if field.code == field_code:
             return field
     raise Http404
@@ -134,11 +211,12 @@ def _field_or_404(checklist, field_code) -> roll_fields.RollField:
 def field_flag(request, campaign_id, field_code):
     checklist = selectors.checklist_of_user(user=request.user, campaign_id=campaign_id)
     field = _field_or_404(checklist, field_code)
-    if not checklist.campaign.is_open():
+    existing = checklist.flags.filter(field_code=field_code, status__in=Flag.OPEN).first()
+    amending = existing is not None and existing.is_returned and checklist.returned_amendable()
+    if not checklist.is_open() and not amending:
         messages.error(request, _("核对已截止，不能再修改"))
         return redirect(_checklist_url(checklist, field_code))
     student = checklist.student
-    existing = checklist.flags.filter(field_code=field_code, status__in=Flag.OPEN).first()
     kwargs = {"field": field, "id_type": student.id_type, "needs_evidence": field.evidence}
     initial = {"record_version": student.version}
     if existing:
@@ -149,6 +227,7 @@ def field_flag(request, campaign_id, field_code):
         )
     form = FlagForm(request.POST or None, request.FILES or None, initial=initial, **kwargs)
     if request.method == "POST" and form.is_valid():
+        was_finished = checklist.is_finished
         try:
             services.field_flag(
                 checklist_id=checklist.pk,
@@ -160,20 +239,27 @@ def field_flag(request, campaign_id, field_code):
                 by=request.user,
             )
         except services.StaleRecordError as exc:
-            messages.error(request, str(exc))
+            messages.error(request, str(exc), extra_tags=_at_field(field_code))
             return redirect(_checklist_url(checklist, field_code))
         except services.VerificationError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, _("已提交“%(label)s”的报错，院系审核后会通知你。") % {"label": field.label})
+            messages.success(
+                request,
+                _("已提交“%(label)s”的报错，院系审核后会通知你。") % {"label": field.label},
+                extra_tags=_at_field(field_code),
+            )
+            _say_if_finished(request, checklist, was_finished, anchor=field_code)
             return redirect(_checklist_url(checklist, field_code))
     context = {
         "checklist": checklist,
         "field": field,
         "form": form,
-        "value": field.display(getattr(student, field.key)),
+        # The student's own value, in full: they are correcting it.
+        "value": field.display(getattr(student, field.key), masked=False),
+        "photo": selectors.photo_box(getattr(student, field.key)) if field.photo else None,
         "existing": existing,
-        "evidence_checklist": EVIDENCE_CHECKLIST.get(field.code),
+        "evidence_checklist": field.evidence_guidance,
         "hints": [f.message for f in student.findings.filter(field_code=field.code)],
     }
     return render(request, "verification/flag_form.html", context)
@@ -190,7 +276,7 @@ def flag_detail(request, flag_id):
             "flag": flag,
             "events": flag.events.select_related("actor"),
             "evidence": flag.evidence.all(),
-            "writable": flag.checklist.campaign.is_open(),
+            "writable": flag.checklist.is_open() or (flag.is_returned and flag.checklist.returned_amendable()),
         },
     )
 
@@ -200,7 +286,13 @@ def flag_detail(request, flag_id):
 def flag_withdraw(request, flag_id):
     flag = selectors.flag_of_user(user=request.user, flag_id=flag_id)
     return _service_call(
-        request, flag.checklist, services.flag_withdraw, anchor=flag.field_code, flag_id=flag.pk, by=request.user
+        request,
+        flag.checklist,
+        services.flag_withdraw,
+        anchor=flag.field_code,
+        success=_evidence_deleted_message(flag) or _("报错已撤回。"),
+        flag_id=flag.pk,
+        by=request.user,
     )
 
 
@@ -233,7 +325,7 @@ def support_request(request, campaign_id, kind):
 def evidence_download(request, evidence_id):
     item = selectors.evidence_for_viewer(user=request.user, evidence_id=evidence_id)
     path = evidence_files.path_of(item.storage_name)
-    if not path.exists():
+    if not path.is_file():
         raise Http404
     access_log(
         request,
@@ -242,12 +334,7 @@ def evidence_download(request, evidence_id):
         target=f"{item.flag.field_code} #{item.flag_id}",
         detail=item.original_name,
     )
-    response = FileResponse(
-        open(path, "rb"), as_attachment=True, filename=item.original_name, content_type=item.content_type
-    )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
+    return private_file_response(path, filename=item.original_name, content_type=item.content_type)
 
 
 # ---------------------------------------------------------------------------
@@ -255,7 +342,7 @@ def evidence_download(request, evidence_id):
 # ---------------------------------------------------------------------------
 
 
-@registrar_required
+@capability_required("campaign.manage")
 def campaign_list(request):
     return render(
         request,
@@ -264,10 +351,12 @@ def campaign_list(request):
     )
 
 
-@registrar_required
+@capability_required("campaign.manage")
 def campaign_edit(request, campaign_id=None):
     campaign = get_object_or_404(Campaign, pk=campaign_id) if campaign_id else None
-    form = CampaignForm(request.POST or None, instance=campaign)
+    # A new campaign starts from its kind's fields and calendar (?kind=graduating: April deadline).
+    initial = None if campaign else campaign_kinds.form_initial(request.GET.get("kind", ""))
+    form = CampaignForm(request.POST or None, instance=campaign, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             saved = services.campaign_save(

@@ -14,21 +14,20 @@ from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from notices import services as notice_services
+from notices import selectors as notice_selectors
 from students import fields as roll_fields
 from students.audit import access_log
 from students.models import AccessEvent, ImportFinding
 from students.permissions import (
+    capability_required,
     classes_for,
     departments_for,
     get_student_for,
-    is_registrar,
-    registrar_required,
-    staff_required,
 )
 
-from .. import dashboards, selectors, services
-from ..forms import FlagForm
+from .. import dashboards, helpdesk, selectors, services
+from ..filters import CorrectionFilter, FindingFilter
+from ..forms import FlagForm, FlagPickForm, ProxyConfirmAllForm, WorkspaceQueryForm
 from ..models import Checklist, ClassProgressLink, Flag
 
 S = Flag.Status
@@ -42,10 +41,18 @@ SORTS = {
 }
 
 
-def _campaign_or_none(request):
-    campaign_id = request.GET.get("campaign") or request.POST.get("campaign")
-    if campaign_id and not str(campaign_id).isdigit():
+def _query(request, data=None) -> dict:
+    """The page's query string, read by a form: a value that cannot be read is "not found"."""
+    form = WorkspaceQueryForm(request.GET if data is None else data)
+    if not form.is_valid():
         raise Http404
+    return form.cleaned_data
+
+
+def _campaign_or_none(request):
+    campaign_id = _query(request)["campaign"]
+    if campaign_id is None and request.method == "POST":
+        campaign_id = _query(request, {"campaign": request.POST.get("campaign", "")})["campaign"]
     return selectors.campaign_for_workspace(campaign_id)
 
 
@@ -62,28 +69,30 @@ def _back(request, fallback):
 
 
 @never_cache
-@staff_required
+@capability_required("workspace.use")
 def dashboard(request):
     campaign = _campaign_or_none(request)
     departments = departments_for(request.user)
-    department_id = request.GET.get("department")
+    department_id = _query(request)["department"]
     if department_id:
-        if not department_id.isdigit():
-            raise Http404
         departments = departments.filter(pk=department_id)
         if not departments.exists():
             raise Http404
-    context = {"campaign": campaign, "campaigns": selectors.campaign_list(), "department_id": department_id}
+    context = {
+        "campaign": campaign,
+        "campaigns": selectors.campaign_list(),
+        "department_id": department_id,
+        "tickets": helpdesk.open_counts(departments=departments),
+    }
     if campaign:
         rows, total = dashboards.class_progress(campaign=campaign, departments=departments)
         sort = request.GET.get("sort", "class")
         rows.sort(key=SORTS.get(sort, SORTS["class"]))
         per_department = defaultdict(dashboards.Counts)
         for class_group, counts in rows:
-            for state, n in counts.by_state.items():
-                per_department[class_group.department.name].add(state, n)
+            per_department[class_group.department.name].merge(counts)
         context.update(rows=rows, total=total, sort=sort, per_department=sorted(per_department.items()))
-        notice, read_rates = notice_services.latest_notice_read_rates(
+        notice, read_rates = notice_selectors.latest_notice_read_rates(
             campaign=campaign, viewer=request.user, group="class"
         )
         names = set(departments.values_list("name", flat=True))
@@ -92,7 +101,7 @@ def dashboard(request):
 
 
 @never_cache
-@staff_required
+@capability_required("workspace.use")
 def class_detail(request, class_id):
     class_group = get_object_or_404(classes_for(request.user).select_related("department"), pk=class_id)
     campaign = _campaign_or_none(request)
@@ -102,6 +111,7 @@ def class_detail(request, class_id):
         context["checklists"] = selectors.class_checklists(
             campaign=campaign, class_group=class_group, only_not_done=only_not_done
         )
+        context["waiting"] = helpdesk.waiting_ids(context["checklists"])
         # An expired link no longer opens: do not offer it to post in the class group.
         context["links"] = ClassProgressLink.objects.filter(
             campaign=campaign, class_group=class_group, revoked_at__isnull=True, expires_at__gt=timezone.now()
@@ -110,7 +120,7 @@ def class_detail(request, class_id):
 
 
 @require_POST
-@staff_required
+@capability_required("class.share_progress")
 def progress_link_create(request, class_id):
     class_group = get_object_or_404(classes_for(request.user), pk=class_id)
     campaign = _campaign_or_none(request)
@@ -119,16 +129,17 @@ def progress_link_create(request, class_id):
     link = services.progress_link_create(campaign=campaign, class_group=class_group, by=request.user)
     messages.success(
         request,
-        _("已生成班级进度链接，有效期至 %(date)s，可发到班级群。") % {"date": f"{link.expires_at:%Y-%m-%d}"},
+        _("已生成班级进度链接，有效期至 %(date)s，可发到班级群。")
+        % {"date": f"{timezone.localtime(link.expires_at):%Y-%m-%d}"},
     )
     return redirect(f"{reverse('workspace:class_detail', args=[class_group.pk])}?campaign={campaign.pk}")
 
 
 @require_POST
-@staff_required
+@capability_required("class.share_progress")
 def progress_link_revoke(request, link_id):
     link = get_object_or_404(ClassProgressLink.objects.filter(class_group__in=classes_for(request.user)), pk=link_id)
-    services.progress_link_revoke(link=link)
+    services.progress_link_revoke(link=link, by=request.user)
     messages.success(request, _("链接已撤销，群里的旧链接将无法打开。"))
     return redirect(f"{reverse('workspace:class_detail', args=[link.class_group_id])}?campaign={link.campaign_id}")
 
@@ -141,7 +152,9 @@ def progress_public(request, token):
         raise Http404
     checklists = Checklist.objects.filter(campaign=link.campaign, student__class_group=link.class_group)
     counts = dashboards.counts_of(checklists)
-    pending = checklists.exclude(state__in=Checklist.FINISHED).order_by("student__student_number")
+    pending = checklists.exclude(state__in=(*Checklist.FINISHED, Checklist.State.EXCLUDED)).order_by(
+        "student__student_number"
+    )
     response = render(
         request,
         "workspace/progress_public.html",
@@ -156,13 +169,15 @@ def progress_public(request, token):
 # Review queue (department) and correction queue (registrar)
 # ---------------------------------------------------------------------------
 
-REVIEW_ACTIONS = {"forward": S.FORWARDED, "return": S.RETURNED}
-CORRECTION_ACTIONS = {
-    "accept": S.ACCEPTED,
-    "chsi_submitted": S.SUBMITTED_TO_CHSI,
-    "corrected": S.CORRECTED,
-    "return": S.RETURNED,
-}
+# The bulk form's last choice, kept in the session when something was refused,
+# so that the queue shows it selected again (with the note) after the redirect.
+BULK_CHOICE = "workspace_bulk_choice"
+
+
+def _bulk_form(request, statuses) -> dict:
+    """The actions the user may take on flags in ``statuses`` and their last refused choice."""
+    choice = request.session.pop(BULK_CHOICE, {})
+    return {"actions": services.staff_actions(request.user, statuses), "chosen": choice}
 
 
 def _flag_rows(flags):
@@ -173,29 +188,21 @@ def _flag_rows(flags):
             "flag": flag,
             "field": flag.field,
             "findings": findings.get(flag.checklist.student_id, []),
-            "recorded": _masked_for_staff(flag.field_code, flag.recorded_value),
-            "claimed": _masked_for_staff(flag.field_code, flag.claimed_value),
+            "recorded": flag.field.display(flag.recorded_value, masked=True),
+            "claimed": flag.field.display(flag.claimed_value, masked=True),
+            # A photo flag is judged by looking: the student's photos side by side, 学历照片 against its spec.
+            "photos": selectors.student_photos(flag.checklist.student, with_problems=True) if flag.field.photo else [],
         }
         for flag in flags
     ]
 
 
-def _masked_for_staff(code, value):
-    from students.idnumbers import mask
-
-    return mask(value) if code == "SFZH" else value
-
-
 @never_cache
-@staff_required
+@capability_required("flag.review")
 def review_queue(request):
-    status = request.GET.get("status", S.SUBMITTED)
-    if status not in S.values:
-        raise Http404
-    department_id = request.GET.get("department")
-    if department_id and not department_id.isdigit():
-        raise Http404
-    flags = selectors.review_queue(user=request.user, statuses=[status], department_id=department_id or None)
+    query = _query(request)
+    status, department_id = query["status"] or S.SUBMITTED, query["department"]
+    flags = selectors.review_queue(user=request.user, statuses=[status], department_id=department_id)
     page = Paginator(flags, 50).get_page(request.GET.get("page"))
     return render(
         request,
@@ -207,11 +214,13 @@ def review_queue(request):
             "statuses": S.choices,
             "departments": departments_for(request.user),
             "department_id": department_id,
+            **_bulk_form(request, [status]),
         },
     )
 
 
-def _act(request, flag_ids, action, actions):
+def _act(request, flag_ids, action, actions) -> bool:
+    """Apply the bulk action; False if anything was refused."""
     note = request.POST.get("note", "")
     if action == "note":
         # Every flag is looked up first: one out of scope is a 404 before any note is written.
@@ -221,60 +230,70 @@ def _act(request, flag_ids, action, actions):
                 services.flag_note(flag_id=flag.pk, by=request.user, note=note)
             except services.VerificationError as exc:
                 messages.error(request, str(exc))
-                return
+                return False
         messages.success(request, _("已添加备注。"))
-        return
+        return True
     if action not in actions:
         messages.error(request, _("请选择操作。"))
-        return
+        return False
     moved, refused = services.flags_transition_bulk(flag_ids=flag_ids, to=actions[action], by=request.user, note=note)
     if moved:
         messages.success(request, ngettext("已处理 %(n)s 条报错。", "已处理 %(n)s 条报错。", moved) % {"n": moved})
     for message in refused:
         messages.error(request, message)
+    return not refused
 
 
 def _flag_ids(request) -> list[int]:
-    ids = [value for value in request.POST.getlist("flags") if value.isdigit()]
-    return [int(value) for value in ids]
+    # An unreadable id ("²", "abc") is no choice at all: the page asks to pick again.
+    form = FlagPickForm(request.POST)
+    return form.cleaned_data["flags"] if form.is_valid() else []
 
 
 @require_POST
-@staff_required
+@capability_required("flag.review")
 def review_act(request):
     flag_ids = _flag_ids(request)
+    action = request.POST.get("action", "")
+    # Every move this user may make from some status; each flag's own status is checked by the service.
+    actions = {
+        name: services.STAFF_ACTIONS[name]
+        for name, _label in services.staff_actions(request.user, S.values)
+        if name in services.STAFF_ACTIONS
+    }
+    done = False
     if not flag_ids:
         messages.error(request, _("请至少选择一条报错。"))
     else:
-        _act(
-            request,
-            flag_ids,
-            request.POST.get("action"),
-            REVIEW_ACTIONS if not is_registrar(request.user) else {**REVIEW_ACTIONS, **CORRECTION_ACTIONS},
-        )
+        done = _act(request, flag_ids, action, actions)
+    if not done:
+        request.session[BULK_CHOICE] = {"action": action[:32], "note": request.POST.get("note", "")[:1000]}
     return _back(request, reverse("workspace:review_queue"))
 
 
 @never_cache
-@registrar_required
+@capability_required("flag.correct")
 def correction_queue(request):
-    statuses = [S.FORWARDED, S.ACCEPTED, S.SUBMITTED_TO_CHSI]
-    status = request.GET.get("status")
-    if status:
-        if status not in statuses:
-            raise Http404
-        statuses = [status]
-    rows = _flag_rows(selectors.review_queue(user=request.user, statuses=statuses))
-    groups = {roll_fields.Authority.SCHOOL: [], roll_fields.Authority.PROVINCE: [], roll_fields.Authority.NONE: []}
+    # The CHSI correction list's filter form and selector: the file holds what the queue shows.
+    form = CorrectionFilter(request.GET, user=request.user)
+    if not form.is_valid():
+        raise Http404
+    statuses = list(CorrectionFilter.statuses_of(form.cleaned_data))
+    rows = _flag_rows(form.flags())
+    groups = {authority: [] for authority in roll_fields.Authority}
     for row in rows:
         groups[row["field"].authority].append(row)
     return render(
         request,
         "workspace/corrections.html",
         {
-            "groups": [(roll_fields.Authority(key).label, key, items) for key, items in groups.items() if items],
-            "status": status,
-            "statuses": [(s, S(s).label) for s in (S.FORWARDED, S.ACCEPTED, S.SUBMITTED_TO_CHSI)],
+            "form": form,
+            "groups": [(authority.label, authority, items) for authority, items in groups.items() if items],
+            "status": form.cleaned_data["status"],
+            "statuses": [(s, S(s).label) for s in CorrectionFilter.STATUSES],
+            "campaign": form.cleaned_data["campaign"],
+            "campaigns": form.fields["campaign"].queryset,
+            **_bulk_form(request, statuses),
         },
     )
 
@@ -285,7 +304,7 @@ def correction_queue(request):
 
 
 @never_cache
-@staff_required
+@capability_required("student.view")
 def student_record(request, student_id):
     student = get_student_for(request.user, pk=student_id)
     access_log(request, AccessEvent.Action.RECORD_VIEW, student=student, target=student.student_number)
@@ -299,22 +318,28 @@ def student_record(request, student_id):
         "checklist": checklist,
         "rows": selectors.checklist_rows(checklist, own=False) if checklist else [],
         "findings": student.findings.all(),
+        "photos": selectors.student_photos(student, with_problems=True),
+        "waiting": bool(checklist and helpdesk.waiting_ids([checklist])),
     }
     return render(request, "workspace/student_record.html", context)
 
 
 @require_POST
-@staff_required
+@capability_required("student.record_for")
 def proxy_confirm_all(request, student_id):
     student = get_student_for(request.user, pk=student_id)
     checklist = get_object_or_404(Checklist, campaign=_campaign_or_none(request), student=student)
-    if request.POST.get("attest") != "on":
-        messages.error(request, _("请确认学生已在纸质登记表上签字。"))
+    form = ProxyConfirmAllForm(request.POST)
+    if not form.is_valid():
+        if "attest" in form.errors:
+            messages.error(request, form.errors["attest"][0])
+        if "record_version" in form.errors:
+            messages.error(request, _("页面已过期，请刷新后重试。"))
     else:
         try:
             services.checklist_confirm_all(
                 checklist_id=checklist.pk,
-                record_version=request.POST.get("record_version"),
+                record_version=form.cleaned_data["record_version"],
                 by=request.user,
                 proxy=True,
             )
@@ -326,12 +351,12 @@ def proxy_confirm_all(request, student_id):
 
 
 @never_cache
-@staff_required
+@capability_required("student.record_for")
 def proxy_flag(request, student_id, field_code):
     student = get_student_for(request.user, pk=student_id)
     campaign = _campaign_or_none(request)
     checklist = get_object_or_404(Checklist.objects.select_related("campaign"), campaign=campaign, student=student)
-    field = next((f for f in checklist.campaign.checked_fields() if f.code == field_code), None)
+    field = next((f for f in checklist.checked_fields() if f.code == field_code), None)
     if field is None:
         raise Http404
     # A paper form with the student's signature is the evidence here; files stay optional.
@@ -372,15 +397,15 @@ def proxy_flag(request, student_id, field_code):
 
 
 @never_cache
-@registrar_required
+@capability_required("school.view")
 def school(request):
     campaign = _campaign_or_none(request)
-    context = {"campaign": campaign, "campaigns": selectors.campaign_list()}
+    context = {"campaign": campaign, "campaigns": selectors.campaign_list(), "tickets": helpdesk.open_counts()}
     if campaign:
         rows, cohorts, total = dashboards.school_progress(campaign=campaign)
         days = dashboards.daily_progress(campaign=campaign, total=total.total)
         context.update(rows=rows, total=total, cohorts=cohorts, chart=dashboards.progress_chart(days), days=days)
-        notice, read_rates = notice_services.latest_notice_read_rates(
+        notice, read_rates = notice_selectors.latest_notice_read_rates(
             campaign=campaign, viewer=request.user, group="department"
         )
         context.update(notice=notice, read_rates=read_rates)
@@ -388,27 +413,23 @@ def school(request):
 
 
 @never_cache
-@registrar_required
+@capability_required("school.view")
 def findings(request):
-    items = ImportFinding.objects.select_related("student__department", "student__class_group").order_by(
-        "student__department__name", "student__student_number", "field_code"
-    )
-    department_id, kind = request.GET.get("department"), request.GET.get("kind")
-    if department_id:
-        if not department_id.isdigit():
-            raise Http404
-        items = items.filter(student__department_id=department_id)
-    if kind:
-        items = items.filter(kind=kind)
-    page = Paginator(items, 100).get_page(request.GET.get("page"))
+    # The findings export's filter form and selector: the file holds what the page lists.
+    form = FindingFilter(request.GET, user=request.user)
+    if not form.is_valid():
+        raise Http404
+    department, kind = form.cleaned_data["department"], form.cleaned_data["finding_kind"]
+    page = Paginator(form.findings(), 100).get_page(request.GET.get("page"))
     return render(
         request,
         "workspace/findings.html",
         {
             "page": page,
+            "form": form,
             "kinds": ImportFinding.Kind.choices,
             "kind": kind,
             "departments": departments_for(request.user),
-            "department_id": department_id,
+            "department_id": department.pk if department else None,
         },
     )

@@ -2,20 +2,29 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from students.importers import ENCODINGS
 from students.services import roster_import
 
 
 class Command(BaseCommand):
-    help = "Import a CHSI roster (.xlsx or .csv): all rows or none.  Exits 1 when the file has errors."
+    # Django's system checks belong to runserver and migrate; an import should not pay for them.
+    requires_system_checks = []
+    help = "Import a roster (.xlsx, .xls, .dbf, .csv or tab-separated text): all rows or none.  Exits 1 on errors."
 
     def add_arguments(self, parser):
         parser.add_argument("file")
         parser.add_argument("--dry-run", action="store_true", help="validate and report, write nothing")
         parser.add_argument("--format", choices=["text", "json"], default="text")
+        parser.add_argument(
+            "--source", metavar="NAME", help="import the school's own roster under this name, to compare (roster_diff)"
+        )
+        parser.add_argument(
+            "--encoding", choices=ENCODINGS, help="text encoding of a DBF or text file whose own is wrong or missing"
+        )
 
-    def handle(self, *args, file, dry_run, format, **options):
+    def handle(self, *args, file, dry_run, format, encoding=None, source=None, **options):
         try:
-            report = roster_import(path=file, dry_run=dry_run)
+            report = roster_import(path=file, dry_run=dry_run, encoding=encoding, source=source)
         except FileNotFoundError:
             raise CommandError(f"No such file: {file}") from None
         if format == "json":

@@ -22,10 +22,16 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=2025)
         parser.add_argument("--xlsx", metavar="PATH", help="also write the roster as .xlsx in CHSI column format")
         parser.add_argument("--roster-only", action="store_true", help="only write the .xlsx, touch no database")
+        parser.add_argument(
+            "--claimable", action="store_true", help="only print a demo student who can still claim an account"
+        )
 
-    def handle(self, *args, students, seed, xlsx, roster_only, **options):
+    def handle(self, *args, students, seed, xlsx, roster_only, claimable, **options):
         from django.conf import settings
 
+        if claimable:
+            self._print_claimable()
+            return
         rows = generate_roster(students, seed=seed, school_name=settings.SCHOOL_NAME, school_code=settings.SCHOOL_CODE)
         if xlsx:
             write_roster_xlsx(rows, xlsx)
@@ -45,6 +51,24 @@ class Command(BaseCommand):
         )
         demo_student = self._accounts()
         self._campaign(seed=seed, skip=demo_student)
+        self._print_claimable()
+
+    def _print_claimable(self):
+        """A student with no account yet, in the open campaign and not started: a newcomer tries the claim with it."""
+        unclaimed = Student.objects.filter(user__isnull=True).order_by("student_number")
+        cohort = Cohort.objects.order_by("-admission_year").first()
+        student = (
+            unclaimed.filter(cohort=cohort, checklists__state="not_started").first()
+            or unclaimed.filter(cohort=cohort).first()
+            or unclaimed.first()
+        )
+        if student is None:
+            self.stdout.write("\nEvery demo student has claimed an account; run seed_demo on an empty database.")
+            return
+        self.stdout.write(
+            "\nTry the first sign-in (学生首次登录 on the sign-in page) as a student without an account:\n"
+            f"  学号 {student.student_number}  姓名 {student.name}  证件号码后 6 位 {student.id_number[-6:]}"
+        )
 
     @transaction.atomic
     def _accounts(self):
@@ -97,21 +121,25 @@ class Command(BaseCommand):
             when = opened + datetime.timedelta(seconds=rng.uniform(0, (now - opened).total_seconds()))
             version = checklist.student.version
             if index % 10 < 8:
-                services.checklist_confirm_all(checklist_id=checklist.pk, record_version=version, by=None, now=when)
+                services.checklist_confirm_all(
+                    checklist_id=checklist.pk, record_version=version, by=services.SYSTEM, now=when
+                )
             elif index % 10 == 8:
                 # Everything else checked, one field reported wrong: a finished, flagged checklist.
-                services.checklist_confirm_all(checklist_id=checklist.pk, record_version=version, by=None, now=when)
+                services.checklist_confirm_all(
+                    checklist_id=checklist.pk, record_version=version, by=services.SYSTEM, now=when
+                )
                 services.field_flag(
                     checklist_id=checklist.pk,
                     field_code="BH",
                     claimed_value=checklist.student.class_name + "A",
                     explanation="班号与学院分班名单不一致",
                     record_version=version,
-                    by=None,
+                    by=services.SYSTEM,
                     now=when,
                 )
             else:
                 services.field_confirm(
-                    checklist_id=checklist.pk, field_code="XM", record_version=version, by=None, now=when
+                    checklist_id=checklist.pk, field_code="XM", record_version=version, by=services.SYSTEM, now=when
                 )
         self.stdout.write(f"Campaign “{campaign.name}” open, {len(active)} students have started.")

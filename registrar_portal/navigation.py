@@ -1,0 +1,145 @@
+"""The portal's navigation: links grouped by task, only those the role can open, the current one marked.
+
+Staff see five groups (进度 / 审核与更正 / 学生与名单 / 通知与提醒 / 系统) rendered as <details> menus by
+templates/base.html; students see a short flat row that starts with 我的核对.  Pages that are not in the
+menu themselves (a class, a student's record, a reminder plan) mark the group they belong to.
+"""
+
+from dataclasses import dataclass, field
+
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
+
+from students.permissions import has_capability
+
+
+@dataclass
+class Link:
+    label: str
+    url_name: str
+    current: bool = False
+
+    @property
+    def url(self) -> str:
+        return reverse(self.url_name)
+
+
+@dataclass
+class Group:
+    key: str
+    label: str
+    links: list[Link] = field(default_factory=list)
+    current: bool = False
+
+
+# (group key, group label, [(label, URL name, capability that opens the page)]): the capability is the one
+# the view itself requires (students.permissions.CAPABILITIES), so a link shows exactly when it would open.
+STAFF_MENU = [
+    (
+        "progress",
+        _("进度"),
+        [
+            (pgettext_lazy("navigation", "全校"), "workspace:school", "school.view"),
+            (pgettext_lazy("navigation", "院系"), "workspace:dashboard", "workspace.use"),
+            (pgettext_lazy("navigation", "核对活动"), "verification:campaign_list", "campaign.manage"),
+        ],
+    ),
+    (
+        "review",
+        _("审核与更正"),
+        [
+            (_("审核"), "workspace:review_queue", "flag.review"),
+            (_("更正"), "workspace:correction_queue", "flag.correct"),
+            (_("数据问题"), "workspace:findings", "school.view"),
+            (_("学生求助"), "workspace:ticket_queue", "ticket.view"),
+        ],
+    ),
+    (
+        "students",
+        _("学生与名单"),
+        [
+            (pgettext_lazy("navigation", "学生"), "students:student_list", "student.view"),
+            (_("导入名单"), "students:roster_upload", "roster.import"),
+            (_("名单对照"), "workspace:source_list", "roster.compare"),
+            (pgettext_lazy("navigation", "导出"), "exports:export_list", "workspace.use"),
+        ],
+    ),
+    (
+        "notices",
+        _("通知与提醒"),
+        [
+            (pgettext_lazy("navigation", "通知"), "notices:notice_list", "workspace.use"),
+            (_("日报"), "notices:digest_list", "digest.view"),
+            (_("群机器人"), "notices:channel_list", "reminder.manage"),
+        ],
+    ),
+    (
+        "system",
+        _("系统"),
+        [
+            (_("访问日志"), "students:access_log", "export.access_log"),
+            (_("接口客户端"), "workspace:api_clients", "api.manage_clients"),
+            (_("Webhook"), "notices:webhook_list", "api.manage_clients"),
+            (_("两步验证"), "otp_setup", "workspace.use"),
+        ],
+    ),
+]
+
+# Pages reached from a menu link, by the group they belong to (view names; a trailing "_" or ":" is a prefix).
+SECTION_OF = {
+    "progress": ["workspace:school", "workspace:dashboard", "workspace:class_detail", "verification:campaign_"],
+    "review": ["workspace:review_queue", "workspace:correction_queue", "workspace:findings", "workspace:ticket_"],
+    "students": ["students:", "workspace:student_record", "workspace:proxy_flag", "workspace:source_", "exports:"],
+    "notices": ["notices:notice_", "notices:attachment_", "notices:reminder_", "notices:delivery_", "notices:digest_"]
+    + ["notices:channel_"],
+    "system": ["otp_", "admin:", "workspace:api_client"],
+}
+
+
+def _section(view_name: str) -> str | None:
+    for key, prefixes in SECTION_OF.items():
+        if any(view_name == p or (p.endswith(("_", ":")) and view_name.startswith(p)) for p in prefixes):
+            return key
+    return None
+
+
+def _staff_groups(user) -> list[Group]:
+    groups = [
+        Group(key, label, [Link(text, url_name) for text, url_name, name in links if has_capability(user, name)])
+        for key, label, links in STAFF_MENU
+    ]
+    if user.is_superuser:
+        groups[-1].links.append(Link(_("管理后台"), "admin:index"))
+    return groups
+
+
+def navigation(request):
+    """Context processor: ``nav_groups`` for staff, ``nav_links`` (flat) for students."""
+    user = getattr(request, "user", None)
+    if not (user and user.is_authenticated):
+        return {"nav_groups": [], "nav_links": []}
+    match = getattr(request, "resolver_match", None)
+    view_name = match.view_name if match else ""
+    if has_capability(user, "workspace.use"):
+        groups, links = _staff_groups(user), []
+    else:
+        groups = []
+        # By role, not checklist.answer_own: that capability reads the student record, a query on every page.
+        links = [Link(_("我的核对"), "verification:my_checks")] if user.role == user.Role.STUDENT else []
+        links.append(Link(pgettext_lazy("navigation", "通知"), "notices:notice_list"))
+        if user.is_superuser:
+            links.append(Link(_("管理后台"), "admin:index"))
+    for group in groups:
+        for link in group.links:
+            link.current = link.url_name == view_name
+        group.current = any(link.current for link in group.links)
+    if not any(group.current for group in groups):
+        section = _section(view_name)
+        for group in groups:
+            group.current = group.key == section
+    for link in links:
+        link.current = link.url_name == view_name or (
+            link.url_name == "verification:my_checks" and view_name.startswith("verification:")
+        )
+    return {"nav_groups": groups, "nav_links": links}

@@ -1,0 +1,142 @@
+"""Malformed query strings and posted ids: "not found" or a form error, never a server error.
+
+Views read request input through forms (students.forms.IdField / IdListField, verification.forms.WorkspaceQueryForm);
+these cases are the values an outside test sent: non-ASCII digits ("²" passes str.isdigit() but not int()),
+empty and made-up values, and ids larger than a database integer.
+"""
+
+import pytest
+from django.urls import reverse
+
+from students.tests.factories import CohortFactory
+from verification.models import FieldCheck
+from verification.tests.factories import CampaignFactory, student_with_account
+from verification.tests.pages import messages_of
+
+pytestmark = pytest.mark.django_db
+
+BAD_IDS = ["²", "٣x", "abc", "-1", "0", "1.5", "99999999999999999999", " "]
+
+
+@pytest.fixture
+def cast(department, registrar):
+    cohort = CohortFactory(admission_year=2025, level="本科")
+    me = student_with_account(department=department, cohort=cohort, name="王小明")
+    campaign = CampaignFactory(name="2025级新生学籍核对", cohorts=[cohort], by=registrar)
+    return {"me": me, "campaign": campaign, "class_id": me.class_group_id}
+
+
+def _get_cases():
+    for bad in BAD_IDS:
+        yield "workspace:dashboard", None, {"campaign": bad}
+        yield "workspace:dashboard", None, {"department": bad}
+        yield "workspace:school", None, {"campaign": bad}
+        yield "workspace:class_detail", "class_id", {"campaign": bad}
+        yield "workspace:review_queue", None, {"department": bad}
+        yield "workspace:findings", None, {"department": bad}
+        yield "workspace:student_record", "student_id", {"campaign": bad}
+        yield "workspace:proxy_flag", "student_field", {"campaign": bad}
+        yield "students:student_list", None, {"class_group": bad}
+        yield "exports:export_log", None, {"user": bad}
+        yield "notices:delivery_log", "campaign_id", {"stage": bad}
+    yield "workspace:review_queue", None, {"status": "nonsense"}
+    yield "workspace:correction_queue", None, {"status": "nonsense"}
+    yield "workspace:findings", None, {"kind": "nonsense"}
+    yield "students:student_list", None, {"roll_status": "nonsense", "page": "²"}
+    yield "students:access_log", None, {"since": "²", "page": "²"}
+
+
+def _args(name, cast):
+    return {
+        None: [],
+        "class_id": [cast["class_id"]],
+        "student_id": [cast["me"].pk],
+        "student_field": [cast["me"].pk, "BH"],
+        "campaign_id": [cast["campaign"].pk],
+    }[name]
+
+
+@pytest.mark.parametrize("route, args, query", list(_get_cases()))
+def test_a_malformed_query_string_is_not_a_server_error(client, registrar, cast, route, args, query):
+    client.force_login(registrar)
+
+    response = client.get(reverse(route, args=_args(args, cast)), query)
+
+    assert response.status_code in (200, 404), response.status_code
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+def test_a_malformed_campaign_in_the_workspace_is_not_found(client, registrar, cast, bad):
+    client.force_login(registrar)
+
+    assert client.get(reverse("workspace:dashboard"), {"campaign": bad}).status_code == 404
+    assert client.get(reverse("workspace:review_queue"), {"department": bad}).status_code == 404
+
+
+def test_a_student_list_filter_that_cannot_be_read_lists_nobody(client, registrar, cast):
+    client.force_login(registrar)
+
+    page = client.get(reverse("students:student_list"), {"class_group": "²"}).content.decode()
+
+    assert cast["me"].student_number not in page
+    assert "筛选条件无效" in page
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+def test_malformed_posted_ids_are_not_a_server_error(client, registrar, cast, bad):
+    client.force_login(registrar)
+    campaign, me = cast["campaign"], cast["me"]
+    posts = [
+        (reverse("workspace:review_act"), {"flags": [bad], "action": "forward"}),
+        (reverse("workspace:review_act"), {"flags": ["1", bad], "action": "note", "note": "x"}),
+        (reverse("workspace:progress_link_create", args=[cast["class_id"]]), {"campaign": bad}),
+        (reverse("workspace:proxy_confirm_all", args=[me.pk]), {"campaign": bad, "attest": "on"}),
+        (reverse("notices:remind_now", args=[cast["class_id"]]), {"campaign": bad, "scope": "class"}),
+        (
+            reverse("notices:remind_now", args=[cast["class_id"]]),
+            {"campaign": campaign.pk, "scope": "chosen", "students": [bad], "request_key": "a" * 32},
+        ),
+        (reverse("exports:export_create"), {"kind": "unverified", "campaign": bad}),
+        (reverse("exports:export_create"), {"kind": "unverified", "campaign": campaign.pk, "department": bad}),
+    ]
+    for url, data in posts:
+        response = client.post(url, data)
+        assert response.status_code in (302, 404), (url, data, response.status_code)
+
+
+def test_review_act_with_an_unreadable_flag_asks_to_choose_again(client, registrar, cast):
+    client.force_login(registrar)
+
+    response = client.post(reverse("workspace:review_act"), {"flags": ["²"], "action": "forward"}, follow=True)
+
+    assert "请至少选择一条报错。" in messages_of(response)
+
+
+@pytest.mark.parametrize("version", ["abc", "²", "", None])
+def test_a_proxy_confirm_without_a_readable_record_version_is_refused(client, secretary, cast, version):
+    client.force_login(secretary)
+    data = {"campaign": cast["campaign"].pk, "attest": "on"}
+    if version is not None:
+        data["record_version"] = version
+
+    response = client.post(reverse("workspace:proxy_confirm_all", args=[cast["me"].pk]), data, follow=True)
+
+    assert response.status_code == 200
+    assert "页面已过期，请刷新后重试。" in messages_of(response)
+    assert not FieldCheck.objects.exists()
+
+
+def test_a_proxy_confirm_from_a_stale_page_is_refused(client, secretary, cast):
+    me = cast["me"]
+    client.force_login(secretary)
+    me.version += 1
+    me.save(update_fields=["version"])
+
+    response = client.post(
+        reverse("workspace:proxy_confirm_all", args=[me.pk]),
+        {"campaign": cast["campaign"].pk, "attest": "on", "record_version": me.version - 1},
+        follow=True,
+    )
+
+    assert "你的学籍信息在你打开页面后已更新，请查看最新信息后重新核对。" in messages_of(response)
+    assert not FieldCheck.objects.exists()

@@ -1,0 +1,211 @@
+"""Photo packages: every bad member reported, a broken package refused whole, photos served only in scope."""
+
+import io
+import json
+import zipfile
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+from PIL import Image
+
+from students.models import AccessEvent, Photo
+from students.photos.services import path_of, photo_spec_problems, photos_import
+from students.tests.factories import StudentFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def jpeg(size=(120, 160), color=(40, 90, 200), quality=85) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def png(size=(120, 160)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, "white").save(out, "PNG")
+    return out.getvalue()
+
+
+def package(tmp_path, members: dict, name="photos.zip", compression=zipfile.ZIP_STORED):
+    path = tmp_path / name
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+    return path
+
+
+@pytest.fixture
+def students(department):
+    return [StudentFactory(department=department) for _ in range(3)]
+
+
+def test_photos_named_by_any_key_are_matched_and_stored_privately(tmp_path, students):
+    a, b, c = students
+    report = photos_import(
+        path=package(
+            tmp_path,
+            {f"{a.student_number}.jpg": jpeg(), f"dir/{b.id_number}.JPG": jpeg(), f"{c.exam_number}.jpg": jpeg()},
+        ),
+        kind="admission",
+    )
+    assert report.as_dict() == {"matched": 3, "replaced": 0, "unchanged": 0, "unmatched": [], "errors": []}
+    photo = Photo.objects.get(student=b, kind="admission")
+    assert (photo.width, photo.height) == (120, 160)
+    assert path_of(photo.storage_name).read_bytes() == jpeg()
+
+
+def test_a_second_package_reports_unchanged_and_replaced(tmp_path, students, django_capture_on_commit_callbacks):
+    a, b, _c = students
+    photos_import(
+        path=package(tmp_path, {f"{a.student_number}.jpg": jpeg(), f"{b.student_number}.jpg": jpeg()}), kind="admission"
+    )
+    old = Photo.objects.get(student=b).storage_name
+    with django_capture_on_commit_callbacks(execute=True):
+        report = photos_import(
+            path=package(
+                tmp_path,
+                {f"{a.student_number}.jpg": jpeg(), f"{b.student_number}.jpg": jpeg(color=(0, 0, 250))},
+                "2.zip",
+            ),
+            kind="admission",
+        )
+    assert (report.matched, report.replaced, report.unchanged) == (0, 1, 1)
+    assert not path_of(old).exists()  # the replaced file is gone
+    assert Photo.objects.count() == 2
+
+
+def test_every_bad_member_is_listed_with_its_reason_and_the_rest_imported(tmp_path, students, department):
+    a, b, c = students
+    twin1, twin2 = StudentFactory(department=department), StudentFactory(department=department)
+    twin2.exam_number = twin1.exam_number
+    twin2.save()
+    members = {
+        f"{a.student_number}.jpg": jpeg(),
+        "notes.jpg": b"hello, not a photo",
+        f"{b.student_number}.jpg": png(),  # a PNG renamed
+        f"{c.student_number}.jpg": jpeg(size=(50, 50)),  # too small to be a photo
+        "2099999999.jpg": jpeg(),  # nobody
+        f"{twin1.exam_number}.jpg": jpeg(),  # two students
+        f"{a.id_number}.jpg": jpeg(color=(1, 2, 3)),  # the same student again
+        "big.jpg": b"\xff\xd8\xff" + b"\x00" * (2 * 1024 * 1024 + 10) + b"\xff\xd9",
+    }
+    report = photos_import(path=package(tmp_path, members), kind="admission")
+    reasons = {item["file"]: item["reason"] for item in report.unmatched}
+    assert report.matched == 1
+    assert "非 JPEG" in reasons["notes.jpg"]
+    assert "PNG" in reasons[f"{b.student_number}.jpg"]
+    assert "尺寸" in reasons[f"{c.student_number}.jpg"]
+    assert "没有对应的学生" in reasons["2099999999.jpg"]
+    assert "2 名学生" in reasons[f"{twin1.exam_number}.jpg"]
+    assert "同一名学生" in reasons[f"{a.id_number}.jpg"]
+    assert "过大" in reasons["big.jpg"]
+    assert report.errors == []
+
+
+@pytest.mark.parametrize("bad", ["../escape.jpg", "/etc/passwd.jpg"])
+def test_a_path_that_climbs_out_refuses_the_whole_package(tmp_path, students, bad):
+    a = students[0]
+    report = photos_import(path=package(tmp_path, {f"{a.student_number}.jpg": jpeg(), bad: jpeg()}), kind="admission")
+    assert report.errors and "越出目录" in report.errors[0]["message"]
+    assert report.matched == 0
+    assert not Photo.objects.exists()
+
+
+def test_a_zip_bomb_refuses_the_whole_package(tmp_path, students):
+    a = students[0]
+    path = package(
+        tmp_path,
+        {f"{a.student_number}.jpg": jpeg(), "bomb.jpg": b"\x00" * (20 * 1024 * 1024)},
+        compression=zipfile.ZIP_DEFLATED,
+    )
+    report = photos_import(path=path, kind="admission")
+    assert report.errors and "压缩炸弹" in report.errors[0]["message"]
+    assert not Photo.objects.exists()
+    assert not any(p.is_file() for p in (tmp_path / "private").rglob("*.jpg"))
+
+
+def test_not_a_zip_is_an_error(tmp_path, students):
+    path = tmp_path / "photos.zip"
+    path.write_bytes(b"not a zip")
+    assert photos_import(path=path, kind="admission").errors
+
+
+def test_the_command_prints_the_stable_report_and_dry_run_writes_nothing(tmp_path, students):
+    a = students[0]
+    path = package(tmp_path, {f"{a.student_number}.jpg": jpeg(), "nobody.jpg": jpeg()})
+    out = StringIO()
+    call_command(
+        "import_photos", str(path), "--kind", "graduation", "--key", "xh", "--dry-run", "--format", "json", stdout=out
+    )
+    report = json.loads(out.getvalue())
+    assert report == {
+        "matched": 1,
+        "replaced": 0,
+        "unchanged": 0,
+        "unmatched": [{"file": "nobody.jpg", "reason": "没有对应的学生"}],
+        "errors": [],
+    }
+    assert not Photo.objects.exists()
+
+
+def test_graduation_photos_are_checked_against_the_specification(tmp_path, students):
+    a, b, _c = students
+    photos_import(
+        path=package(
+            tmp_path,
+            {
+                f"{a.student_number}.jpg": jpeg((480, 640), quality=60),
+                f"{b.student_number}.jpg": jpeg((600, 800), (250, 250, 250)),
+            },
+        ),
+        kind="graduation",
+    )
+    assert photo_spec_problems(Photo.objects.get(student=a)) == []
+    problems = photo_spec_problems(Photo.objects.get(student=b))
+    assert any("480×640" in p for p in problems)
+    assert any("蓝色" in p for p in problems)
+
+
+@pytest.fixture
+def photographed(tmp_path, department, other_department):
+    from verification.tests.factories import student_with_account
+
+    own = student_with_account(department=department)
+    other = student_with_account(department=other_department)
+    photos_import(
+        path=package(tmp_path, {f"{own.student_number}.jpg": jpeg(), f"{other.student_number}.jpg": jpeg()}),
+        kind="admission",
+    )
+    return own, other
+
+
+def test_a_student_sees_their_own_photo_privately_cached(client, photographed):
+    own, other = photographed
+    client.force_login(own.user)
+    response = client.get(reverse("students:photo", args=[own.pk, "admission"]))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/jpeg"
+    assert response["Cache-Control"] == "private, max-age=600"
+    assert b"".join(response.streaming_content) == jpeg()
+    assert client.get(reverse("students:photo", args=[other.pk, "admission"])).status_code == 404
+    assert client.get(reverse("students:photo", args=[own.pk, "graduation"])).status_code == 404
+    assert not AccessEvent.objects.filter(action=AccessEvent.Action.PHOTO_VIEW).exists()
+
+
+def test_staff_see_photos_in_their_scope_only_and_each_view_is_logged(client, photographed, secretary):
+    own, other = photographed
+    client.force_login(secretary)
+    assert client.get(reverse("students:photo", args=[own.pk, "admission"])).status_code == 200
+    assert client.get(reverse("students:photo", args=[other.pk, "admission"])).status_code == 404
+    event = AccessEvent.objects.get(action=AccessEvent.Action.PHOTO_VIEW)
+    assert (event.user, event.student) == (secretary, own)
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(client, photographed):
+    own, _other = photographed
+    response = client.get(reverse("students:photo", args=[own.pk, "admission"]))
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]

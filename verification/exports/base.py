@@ -1,0 +1,172 @@
+"""What an export is: an ``Exporter`` describes itself, and the registry collects them.
+
+An exporter names its identifier (stored in ``Export.kind``), its Chinese
+label, the capability a user needs (``students.permissions.has_capability``),
+its parameter form and its columns; ``rows(user, params)`` yields the data.
+The parameter form is the same filter form the matching list page uses, so
+the file holds exactly what the screen showed.  Exports with several sheets
+override ``sheets``.  Everything else (logging, building inside the request
+or in a task, storing encrypted, downloading) is shared and lives in
+``services``, ``writer`` and ``storage``.
+"""
+
+import datetime
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from django.db import models
+from django.utils import timezone
+
+from students import fields as roll_fields
+from students.filters import FilterForm
+
+
+class ColumnType:
+    # Text is written as a text cell with the Text number format, so that 学号 and
+    # ID numbers never become numbers and typed "=…" never becomes a formula.
+    TEXT = "text"
+    NUMBER = "number"
+    DATE = "date"  # a date cell (yyyy-mm-dd)
+    DATETIME = "datetime"  # a date cell with the time (yyyy-mm-dd hh:mm), in the school's time zone
+    TIMESTAMP = "timestamp"  # the same with seconds (logs)
+
+
+@dataclass(frozen=True)
+class Column:
+    title: str
+    type: str = ColumnType.TEXT
+    width: float = 12  # in characters of the default font (a Chinese character counts about 2)
+
+
+def text(title, width=12) -> Column:
+    return Column(title, ColumnType.TEXT, width)
+
+
+def number(title, width=8) -> Column:
+    return Column(title, ColumnType.NUMBER, width)
+
+
+def date(title, width=12) -> Column:
+    return Column(title, ColumnType.DATE, width)
+
+
+def datetime_(title, width=17) -> Column:
+    return Column(title, ColumnType.DATETIME, width)
+
+
+def timestamp(title, width=19) -> Column:
+    return Column(title, ColumnType.TIMESTAMP, width)
+
+
+@dataclass
+class Sheet:
+    title: str
+    columns: list[Column]
+    rows: Iterable[list]
+    # Lines under the table after a blank row (e.g. the signature line of a sheet that is signed).
+    footer: list[str] = field(default_factory=list)
+    landscape: bool = False
+    # A taller row leaves room for a handwritten signature.
+    row_height: float | None = None
+
+
+# A parameter form is a filter form (students.filters): bound to the user, its choices limited to their
+# scope, so that a choice outside it fails as ``invalid_choice`` (the service answers 404).
+ExportForm = FilterForm
+
+
+class Exporter:
+    """One kind of export.  Subclasses set the class attributes and ``rows`` (or ``sheets``)."""
+
+    key = ""  # stored in Export.kind; never rename one that has been used
+    label = ""  # what the export is, in Chinese (lazy)
+    capability = ""  # the capability the user needs (students.permissions.CAPABILITIES)
+    form_class: type[ExportForm] = ExportForm
+    columns: list[Column] = []
+    sheet_title = ""
+    # Always built inside the request (a class is a few dozen rows).
+    inline = False
+    landscape = False
+
+    # --- describing one export -------------------------------------------------------------------------
+
+    def title(self, user, params) -> str:
+        """The heading in A1 of every sheet."""
+        return str(self.label)
+
+    def scope_label(self, user, params) -> str:
+        """What was exported, in words, for the export log."""
+        return str(self.label)
+
+    def filename_parts(self, user, params) -> list[str]:
+        """The file name's parts before the date: what the file holds, in Chinese."""
+        return [str(self.label)]
+
+    def filename(self, user, params, *, now=None) -> str:
+        stamp = f"{timezone.localtime(now):%Y%m%d}"
+        name = "-".join(part for part in [*self.filename_parts(user, params), stamp] if part)
+        return _safe_filename(name)[:190] + ".xlsx"
+
+    def estimate(self, user, params) -> int:
+        """How many data rows the export will have (one COUNT query): decides inline or task."""
+        raise NotImplementedError
+
+    # --- the data -------------------------------------------------------------------------------------
+
+    def rows(self, user, params) -> Iterator[list]:
+        raise NotImplementedError
+
+    def sheets(self, user, params) -> Iterator[Sheet]:
+        yield Sheet(
+            str(self.sheet_title or self.label), self.columns, self.rows(user, params), landscape=self.landscape
+        )
+
+    # --- parameters -----------------------------------------------------------------------------------
+
+    def form(self, data, *, user, **kwargs) -> ExportForm:
+        return self.form_class(data, user=user, **kwargs)
+
+    @staticmethod
+    def stored_params(cleaned: dict) -> dict:
+        """The cleaned parameters as JSON for the export log (and to rebuild them in the task)."""
+        return {
+            key: value for key, value in ((k, _jsonable(v)) for k, v in cleaned.items()) if value not in (None, "", [])
+        }
+
+
+def _jsonable(value):
+    if isinstance(value, models.Model):
+        return value.pk
+    if isinstance(value, (models.QuerySet, list, tuple)):
+        return sorted(_jsonable(item) for item in value)
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if hasattr(value, "value") and isinstance(getattr(value, "value", None), str):  # a TextChoices member
+        return value.value
+    return value
+
+
+_FILENAME_FORBIDDEN = str.maketrans({c: "_" for c in '\\/:*?"<>|\r\n\t'})
+
+
+def _safe_filename(name: str) -> str:
+    return name.translate(_FILENAME_FORBIDDEN).strip(" .") or "export"
+
+
+# --- helpers the exporters share -------------------------------------------------------------------------
+
+
+def field_label(code: str) -> str:
+    field = roll_fields.BY_CODE.get(code)
+    return str(field.label) if field else code
+
+
+def masked(code: str, value: str) -> str:
+    """A field's value as lists outside the registrar's CHSI correction list show it: the field decides."""
+    field = roll_fields.BY_CODE.get(code)
+    return field.display(value, masked=True) if field else value
+
+
+def choice_labels(choices) -> dict[str, str]:
+    # Choice labels are lazy; the writer wants plain strings.
+    return {value: str(label) for value, label in choices}

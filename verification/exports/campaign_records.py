@@ -1,0 +1,133 @@
+"""A campaign's records (every checklist, answer and flag; ID numbers masked), kept before retention deletes them."""
+
+from django import forms
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from ..models import Campaign, Checklist, FieldCheck, Flag
+from .base import Exporter, ExportForm, Sheet, choice_labels, datetime_, field_label, masked, number, text
+from .registry import register
+
+
+class CampaignForm(ExportForm):
+    campaign = forms.ModelChoiceField(label=gettext_lazy("核对活动"), queryset=None)
+
+    def limit_to_scope(self, user):
+        self.fields["campaign"].queryset = Campaign.objects.all()
+
+
+@register
+class CampaignRecords(Exporter):
+    key = "campaign-records"
+    label = gettext_lazy("核对活动全部记录")
+    capability = "export.school_lists"
+    form_class = CampaignForm
+
+    def title(self, user, params):
+        return _("%(campaign)s 核对记录") % {"campaign": params["campaign"].name}
+
+    def scope_label(self, user, params):
+        return params["campaign"].name
+
+    def filename_parts(self, user, params):
+        return [params["campaign"].name, _("核对记录")]
+
+    def estimate(self, user, params):
+        return Checklist.objects.filter(campaign=params["campaign"]).count()
+
+    def sheets(self, user, params):
+        campaign = params["campaign"]
+        states = choice_labels(Checklist.State.choices)
+        checklists = (
+            Checklist.objects.filter(campaign=campaign)
+            .order_by("student__student_number")
+            .values_list(
+                "student__student_number", "student__name", "student__department__name", "student__class_name",
+                "state", "attested_at", "finished_at", "last_activity_at",
+            )
+        )  # fmt: skip
+        yield Sheet(
+            _("核对记录"),
+            [
+                text(_("学号"), 14),
+                text(_("姓名"), 10),
+                text(_("院系"), 14),
+                text(_("班级"), 12),
+                text(_("状态"), 14),
+                datetime_(_("确认全部正确时间")),
+                datetime_(_("完成时间")),
+                datetime_(_("最近操作")),
+            ],
+            (
+                [number_, name, dept, cls, states[state], attested, finished, active]
+                for number_, name, dept, cls, state, attested, finished, active in checklists.iterator(chunk_size=5000)
+            ),
+            landscape=True,
+        )
+        answer_labels = choice_labels(FieldCheck.Status.choices)
+        answers = (
+            FieldCheck.objects.filter(checklist__campaign=campaign)
+            .order_by("checklist__student__student_number", "field_code")
+            .values_list(
+                "checklist__student__student_number", "field_code", "status", "seen_value", "answered_at",
+                "answered_by__username", "is_proxy",
+            )
+        )  # fmt: skip
+        yes = _("是")
+        yield Sheet(
+            _("逐项核对"),
+            [
+                text(_("学号"), 14),
+                text(_("字段"), 12),
+                text(_("结果"), 14),
+                text(_("核对时的值"), 22),
+                datetime_(_("核对时间")),
+                text(_("操作人"), 14),
+                text(_("代为登记"), 8),
+            ],
+            (
+                [
+                    student_number,
+                    field_label(code),
+                    answer_labels.get(status, status),
+                    seen,
+                    at,
+                    by or "",
+                    yes if proxy else "",
+                ]
+                for student_number, code, status, seen, at, by, proxy in answers.iterator(chunk_size=5000)
+            ),
+        )
+        flags = (
+            Flag.objects.filter(checklist__campaign=campaign)
+            .select_related("checklist__student")
+            .prefetch_related("evidence")
+            .order_by("checklist__student__student_number", "field_code", "created_at")
+        )
+        yield Sheet(
+            _("报错"),
+            [
+                text(_("学号"), 14),
+                text(_("字段"), 12),
+                text(_("学信网上的值"), 21),
+                text(_("正确的值"), 21),
+                text(_("说明"), 30),
+                text(_("状态"), 20),
+                number(_("证明材料数"), 8),
+                datetime_(_("提交时间")),
+            ],
+            (
+                [
+                    flag.checklist.student.student_number,
+                    field_label(flag.field_code),
+                    masked(flag.field_code, flag.recorded_value),
+                    masked(flag.field_code, flag.claimed_value),
+                    flag.explanation,
+                    flag.get_status_display(),
+                    len(flag.evidence.all()),
+                    flag.created_at,
+                ]
+                for flag in flags.iterator(chunk_size=2000)
+            ),
+            landscape=True,
+        )
