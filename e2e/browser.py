@@ -100,10 +100,11 @@ class Person:
 
     def follow_menu(self, href: str):
         """Follow a link of the header navigation; staff links sit in <details> menus, opened first."""
-        link = self.page.locator(f"header nav a[href='{href}']")
-        menu = self.page.locator("header nav details", has=link)
-        if menu.count() and not menu.first.evaluate("menu => menu.open"):
-            menu.first.locator("summary").click()
+        link = self.page.locator(f"header nav a[href='{href}']").first
+        menu = self.page.locator("header nav details", has=self.page.locator(f"a[href='{href}']"))
+        for index in range(menu.count()):
+            if not menu.nth(index).evaluate("menu => menu.open"):
+                menu.nth(index).locator("summary").click()
         return self.submit(link)
 
     def sign_in(self, username: str, password: str):

@@ -11,3 +11,5 @@ from registrar_portal.settings import *  # noqa: F403
 CELERY_TASK_DEFAULT_QUEUE = os.environ["ROLLCHECK_TEST_QUEUE"]
 # No remote-control mailbox: nothing here uses it, and it leaves keys in Redis.
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
+# As in the tests' own settings: e-mail only, so a refused e-mail fails instead of falling back to the console.
+REMINDER_CHANNELS = ["email"]

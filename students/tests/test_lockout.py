@@ -179,6 +179,11 @@ def test_the_username_cap_spares_an_address_the_owner_signed_in_from(client, set
 
 
 def test_access_log_exports_and_audit_log_record_the_client_address(client, secretary, student, alice, registrar):
+    from students.tests.factories import CohortFactory
+
+    if student.cohort is None:  # the shared fixture's student has none; a campaign needs one
+        student.cohort = CohortFactory()
+        student.save(update_fields=["cohort"])
     campaign = CampaignFactory(cohorts=[student.cohort], by=registrar)
     client.force_login(secretary)
     assert client.get(reverse("students:student_detail", args=[student.pk]), **via_nginx(A)).status_code == 200
