@@ -16,6 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -63,10 +64,15 @@ def digests_build_due(*, now=None) -> int:
         return 0
     day = timezone.localtime(now).date()
     built = 0
-    campaigns = Campaign.objects.filter(opens_at__lte=now, closes_at__gt=now, closed_at__isnull=True)
+    # While students check, and then until the departments' deadline (院系汇总截止): the secretaries
+    # review, chase the returned flags and sign off; a department that signed off gets no more.
+    campaigns = Campaign.objects.filter(opens_at__lte=now).filter(
+        Q(closes_at__gt=now, closed_at__isnull=True) | Q(departments_close_at__gt=now)
+    )
     for campaign in campaigns:
         department_ids = (
             Checklist.objects.filter(campaign=campaign, student__department__isnull=False)
+            .exclude(student__department__in=campaign.sign_offs.filter(withdrawn_at__isnull=True).values("department"))
             .values_list("student__department_id", flat=True)
             .order_by()
             .distinct()

@@ -24,6 +24,9 @@ USUAL_DURATIONS = {
 }
 
 
+REGISTERED = "在籍（注册学籍）"
+
+
 @dataclass(frozen=True)
 class Finding:
     field_code: str
@@ -96,6 +99,18 @@ def record_findings(values: dict, *, today: datetime.date | None = None) -> list
                 "XZ",
                 "unusual_duration",
                 _("%(level)s 的学制为 %(duration)s 年，不常见") % {"level": level, "duration": duration},
+            )
+        )
+
+    # 在籍（注册学籍） is the only status a student in the check should have (docs/domain.md §3.5):
+    # 休学, 保留学籍 or 不在籍 are for the registrar to look at (and usually to exclude from the campaign).
+    roll_status = values.get("roll_status") or ""
+    if roll_status and roll_status != REGISTERED:
+        found.append(
+            Finding(
+                "XJZT",
+                "roll_status",
+                _("学籍状态为“%(value)s”，不是“%(registered)s”") % {"value": roll_status, "registered": REGISTERED},
             )
         )
 

@@ -91,6 +91,11 @@ class RosterUploadForm(forms.Form):
         empty_label=_("不使用"),
         help_text=_("来自同一系统的文件表头不标准时，选择上次保存的列对应关系。"),
     )
+    full = forms.BooleanField(
+        label=_("完整名单"),
+        required=False,
+        help_text=_("文件包含所涉年级的全部学生：其中缺少的学生会标为“不在最新名单中”，由学籍科确认（不会删除）。"),
+    )
     dry_run = forms.BooleanField(label=_("只检查，不导入"), required=False)
 
     def clean_file(self):

@@ -165,6 +165,15 @@ class Student(models.Model):
     # A digest of the roster row this record was last imported from: a re-import
     # of an unchanged row is recognised without normalising it again.
     row_fingerprint = models.CharField(max_length=32, blank=True, editable=False)
+    # Missing from a later full roster of their cohort: the import never deletes, registrar staff decide.
+    not_in_roster = models.ForeignKey(
+        "RosterImport",
+        verbose_name=_("不在最新名单中（自该次导入）"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -223,6 +232,8 @@ class RosterImport(models.Model):
     started_at = models.DateTimeField(_("开始时间"), default=timezone.now)
     finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
     status = models.CharField(_("状态"), max_length=16, choices=Status.choices)
+    # A full roster of its cohorts: their students missing from it are marked "not in the latest roster".
+    full = models.BooleanField(_("完整名单"), default=False)
     rows = models.PositiveIntegerField(_("数据行数"), default=0)
     created = models.PositiveIntegerField(_("新增"), default=0)
     updated = models.PositiveIntegerField(_("更新"), default=0)
@@ -260,6 +271,7 @@ class ImportFinding(models.Model):
         UNKNOWN_ETHNICITY = "unknown_ethnicity", _("民族不在 GB/T 3304 名录中")
         UNUSUAL_DURATION = "unusual_duration", _("学制与层次不常见")
         GRADUATION_DATE_OFF = "graduation_date_off", _("预计毕业日期与入学日期加学制相差超过一年")
+        ROLL_STATUS = "roll_status", _("学籍状态不是在籍（注册学籍）")
 
     student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="findings")
     roster_import = models.ForeignKey(RosterImport, on_delete=models.SET_NULL, null=True, related_name="findings")

@@ -431,6 +431,7 @@ def roster_import(
     encoding: str | None = None,
     source: str | None = None,
     mapping: dict | None = None,
+    full: bool = False,
 ) -> ImportReport:
     """Import a CHSI roster file: all rows or none.
 
@@ -441,6 +442,9 @@ def roster_import(
     With ``source``, the file is the school's own roster under that name
     (students.sources): validated the same way, stored beside CHSI's records,
     which it never touches.
+
+    With ``full``, the file is the whole roster of the cohorts it holds: their students
+    missing from it are marked "not in the latest roster" (``Student.not_in_roster``), never deleted.
     """
     report = ImportReport(dry_run=dry_run, source=source or "")
     file_name = file_name or Path(path).name
@@ -475,6 +479,7 @@ def roster_import(
             run = _record(report, file_name, imported_by, started, RosterImport.Status.APPLIED)
             _write_students(to_save, sorted({key for _row, values in parsed.rows for key in values}))
             _write_findings([r["student_number"] for r in to_save] + refreshed, findings, run)
+            _mark_missing(run, [values["student_number"] for _row, values in parsed.rows], full=full)
             _after_import(report)
     if dry_run:
         _record(report, file_name, imported_by, started, RosterImport.Status.DRY_RUN)
@@ -771,6 +776,26 @@ def _record(report: ImportReport, file_name, imported_by, started, status) -> Ro
         len(report.warnings),
     )
     return run
+
+
+def _mark_missing(run: RosterImport, numbers: list[str], *, full: bool):
+    """Students in the file are in the roster again; with a full roster, the others of its cohorts are not."""
+    if full:
+        run.full = True
+        run.save(update_fields=["full"])
+        cohorts = set()
+        for start in range(0, len(numbers), 2000):
+            cohorts |= set(
+                Student.objects.filter(student_number__in=numbers[start : start + 2000])
+                .values_list("cohort_id", flat=True)
+                .distinct()
+            )
+        cohorts.discard(None)
+        Student.objects.filter(cohort_id__in=cohorts, not_in_roster__isnull=True).update(not_in_roster=run)
+    for start in range(0, len(numbers), 2000):
+        Student.objects.filter(student_number__in=numbers[start : start + 2000], not_in_roster__isnull=False).update(
+            not_in_roster=None
+        )
 
 
 def _after_import(report: ImportReport):

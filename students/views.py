@@ -134,6 +134,7 @@ def _run_import(request, path, pending: dict, mapping: dict | None):
         encoding=pending["encoding"] or None,
         source=pending["source"] or None,
         mapping=mapping,
+        full=pending.get("full", False),
     )
     # Bulk writes bypass the audit trail's model signals: the import is its own entry.
     access_log(
@@ -197,6 +198,7 @@ def roster_upload(request):
             "dry_run": form.cleaned_data["dry_run"],
             "encoding": form.cleaned_data["encoding"],
             "source": form.cleaned_data["source"].strip(),
+            "full": form.cleaned_data["full"],
         }
         report = _run_import(request, _pending_path(token), pending, mapping)
     if report is not None and pending is not None:

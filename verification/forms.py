@@ -7,7 +7,7 @@ from students.forms import IdField, IdListField
 from students.models import Cohort, ImportFinding
 
 from .evidence import MAX_FILES_PER_FLAG
-from .models import Campaign, Flag, SupportRequest
+from .models import Campaign, Checklist, Flag, SupportRequest
 
 
 class VersionedForm(forms.Form):
@@ -192,3 +192,33 @@ class FlagPickForm(forms.Form):
     """The flags ticked in a review queue."""
 
     flags = IdListField(required=False)
+
+
+class ExtensionForm(forms.Form):
+    """An individual extension of the students' deadline, from a student's record page."""
+
+    until = forms.DateTimeField(
+        label=_("个人延期至"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text=_("留空则取消个人延期"),
+    )
+    note = forms.CharField(label=_("原因（如病假、出国）"), required=False, max_length=200)
+
+
+class ExclusionForm(forms.Form):
+    reason = forms.ChoiceField(label=_("不参加原因"), choices=Checklist.Exclusion.choices)
+    note = forms.CharField(label=_("说明"), required=False, max_length=200)
+
+
+class InclusionForm(forms.Form):
+    reason = forms.ChoiceField(label=_("加入原因"), choices=Checklist.Inclusion.choices)
+
+
+class SignOffForm(forms.Form):
+    department = IdField()
+    remark = forms.CharField(label=_("备注"), required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class SignOffWithdrawForm(forms.Form):
+    reason = forms.CharField(label=_("撤回原因"), max_length=1000)

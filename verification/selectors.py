@@ -1,6 +1,6 @@
 """Reads for the verification pages, always scoped to the viewer."""
 
-from django.db.models import Prefetch, prefetch_related_objects
+from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -228,3 +228,15 @@ def findings_list(*, departments, kind: str = ""):
     if kind:
         findings = findings.filter(kind=kind)
     return findings.order_by("student__department__name", "student__student_number", "field_code", "id")
+
+
+def checklists_not_in_roster(*, limit: int = 500):
+    """Students missing from a newer full roster who still count in a campaign not yet reported:
+    registrar staff confirm each exclusion (the import never deletes)."""
+    return (
+        Checklist.objects.filter(student__not_in_roster__isnull=False)
+        .exclude(state=Checklist.State.EXCLUDED)
+        .filter(Q(campaign__registrar_close_at__isnull=True) | Q(campaign__registrar_close_at__gt=timezone.now()))
+        .select_related("student__department", "student__not_in_roster", "campaign")
+        .order_by("student__department__name", "student__student_number")[:limit]
+    )

@@ -216,6 +216,16 @@ def ticket(cast: Cast, student=None):
     )
 
 
+def sign_off(cast: Cast):
+    """The student's department signed off the campaign, once per test."""
+    from verification.models import DepartmentSignOff
+
+    found = DepartmentSignOff.objects.filter(campaign=cast.campaign, withdrawn_at__isnull=True).first()
+    return found or services.department_sign_off(
+        campaign=cast.campaign, department=cast.student.department, remark="已核对", by=cast.users["own_secretary"]
+    )
+
+
 def second_source(cast: Cast):
     """A 教务 roster that disagrees with CHSI on the student's name (students.sources)."""
     from students.models import RosterSource, SourceRecord
@@ -706,6 +716,70 @@ MATRIX = [
         args=lambda c: [c.student.pk, "BH"],
         data=lambda c: {"campaign": c.campaign.pk, "record_version": c.student.version, "claimed_value": "计算机2599"},
         writers=STAFF,
+    ),
+    # --- Who is in and the calendar (verification/tests/test_calendar.py) -------------------------------
+    Route(
+        "individual extension",
+        "workspace:checklist_extend",
+        needs("checklist.extend", To("workspace:student_record", lambda c: [c.student.pk]), on=ON_STUDENT),
+        method="post",
+        args=lambda c: [c.student.pk],
+        data=lambda c: {
+            "campaign": c.campaign.pk,
+            "until": f"{timezone.localtime(c.campaign.closes_at) + datetime.timedelta(days=3):%Y-%m-%dT%H:%M}",
+            "note": "病假",
+        },
+        writers=STAFF,
+    ),
+    Route(
+        "exclude from the campaign",
+        "workspace:checklist_exclude",
+        needs("checklist.membership", To("workspace:student_record", lambda c: [c.student.pk]), on=ON_STUDENT),
+        method="post",
+        args=lambda c: [c.student.pk],
+        data=lambda c: {"campaign": c.campaign.pk, "reason": "suspended", "note": ""},
+        writers=STAFF,
+    ),
+    Route(
+        "restore to the campaign",
+        "workspace:checklist_restore",
+        needs("checklist.membership", To("workspace:student_record", lambda c: [c.student.pk]), on=ON_STUDENT),
+        method="post",
+        args=lambda c: [c.student.pk],
+        data=lambda c: {"campaign": c.campaign.pk},
+        setup=lambda c: services.checklist_exclude(
+            checklist_id=c.campaign.checklists.get(student=c.student).pk,
+            reason="suspended",
+            by=c.users["registrar"],
+        ),
+        writers=STAFF,
+    ),
+    Route(
+        "include in the campaign",
+        "workspace:checklist_include",
+        needs("checklist.membership", To("workspace:student_record", lambda c: [c.student.pk]), on=ON_STUDENT),
+        method="post",
+        args=lambda c: [c.student.pk],
+        data=lambda c: {"campaign": c.campaign.pk, "reason": "resumed"},
+        setup=lambda c: c.campaign.checklists.filter(student=c.student).delete(),
+        writers=STAFF,
+    ),
+    Route(
+        "department sign-off",
+        "workspace:department_sign_off",
+        needs("department.sign_off", To("workspace:dashboard"), on=lambda c: c.student.department),
+        method="post",
+        data=lambda c: {"campaign": c.campaign.pk, "department": c.student.department_id, "remark": "已核对"},
+        writers=STAFF,
+    ),
+    Route(
+        "withdraw a department sign-off",
+        "workspace:sign_off_withdraw",
+        needs("department.withdraw_sign_off", To("workspace:school")),
+        method="post",
+        args=lambda c: [sign_off(c).pk],
+        data=lambda c: {"reason": "人数有误"},
+        writers=REGISTRARS,
     ),
     # --- Registrar workspace ----------------------------------------------------------------------------
     Route("school dashboard", "workspace:school", needs("school.view", 200), query=_campaign),

@@ -530,6 +530,7 @@ FINDING_CASES = {
     "unusual_duration": (dict(CC="本科", XZ="3", YJBYRQ="20280630"), "XZ"),
     "graduation_date_off": (dict(XZ="4", RXRQ="20250901", YJBYRQ="20310630"), "YJBYRQ"),
     "birth_date_future": (dict(ZJLX="护照", SFZH="E12345678", CSRQ="20260101"), "CSRQ"),
+    "roll_status": (dict(XJZT="在籍（休学）"), "XJZT"),
 }
 
 

@@ -64,6 +64,31 @@ class CampaignRecords(Exporter):
             ),
             landscape=True,
         )
+        # Students out of this campaign (休学, 参军入伍 …), apart: they are not in the rates.
+        reasons = choice_labels(Checklist.Exclusion.choices)
+        excluded = (
+            Checklist.objects.filter(campaign=campaign, state=Checklist.State.EXCLUDED)
+            .order_by("student__student_number")
+            .values_list(
+                "student__student_number", "student__name", "student__department__name", "student__class_name",
+                "excluded_reason", "excluded_note",
+            )
+        )  # fmt: skip
+        yield Sheet(
+            _("不参加核对"),
+            [
+                text(_("学号"), 14),
+                text(_("姓名"), 10),
+                text(_("院系"), 14),
+                text(_("班级"), 12),
+                text(_("原因"), 14),
+                text(_("说明"), 30),
+            ],
+            (
+                [number_, name, dept, cls, reasons.get(reason, reason), note]
+                for number_, name, dept, cls, reason, note in excluded.iterator(chunk_size=5000)
+            ),
+        )
         answer_labels = choice_labels(FieldCheck.Status.choices)
         answers = (
             FieldCheck.objects.filter(checklist__campaign=campaign)

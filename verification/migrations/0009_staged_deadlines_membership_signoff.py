@@ -2,106 +2,253 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import students.crypto
 from django.conf import settings
 from django.db import migrations, models
 
+import students.crypto
+
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('students', '0013_account_recovery_events'),
-        ('verification', '0008_helpdesk_tickets'),
+        ("students", "0013_account_recovery_events"),
+        ("verification", "0008_helpdesk_tickets"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='campaign',
-            name='departments_close_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='院系汇总截止'),
+            model_name="campaign",
+            name="departments_close_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="院系汇总截止"),
         ),
         migrations.AddField(
-            model_name='campaign',
-            name='registrar_close_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='学籍科上报截止'),
+            model_name="campaign",
+            name="registrar_close_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="学籍科上报截止"),
         ),
         migrations.AddField(
-            model_name='checklist',
-            name='deadline',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='个人延期至'),
+            model_name="checklist",
+            name="deadline",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="个人延期至"),
         ),
         migrations.AddField(
-            model_name='checklist',
-            name='excluded_note',
-            field=models.CharField(blank=True, max_length=200, verbose_name='说明'),
+            model_name="checklist",
+            name="excluded_note",
+            field=models.CharField(blank=True, max_length=200, verbose_name="说明"),
         ),
         migrations.AddField(
-            model_name='checklist',
-            name='excluded_reason',
-            field=models.CharField(blank=True, choices=[('preparatory', '少数民族预科'), ('deferred', '保留入学资格'), ('suspended', '休学'), ('enlisted', '参军入伍'), ('withdrawn', '放弃入学资格'), ('not_in_roster', '不在最新名单中'), ('other', '其他')], max_length=16, verbose_name='不参加原因'),
+            model_name="checklist",
+            name="excluded_reason",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("preparatory", "少数民族预科"),
+                    ("deferred", "保留入学资格"),
+                    ("suspended", "休学"),
+                    ("enlisted", "参军入伍"),
+                    ("withdrawn", "放弃入学资格"),
+                    ("not_in_roster", "不在最新名单中"),
+                    ("other", "其他"),
+                ],
+                max_length=16,
+                verbose_name="不参加原因",
+            ),
         ),
         migrations.AddField(
-            model_name='checklist',
-            name='included_reason',
-            field=models.CharField(blank=True, choices=[('resumed', '复学'), ('transferred', '转入')], max_length=16, verbose_name='加入原因'),
+            model_name="checklist",
+            name="included_reason",
+            field=models.CharField(
+                blank=True,
+                choices=[("resumed", "复学"), ("transferred", "转入")],
+                max_length=16,
+                verbose_name="加入原因",
+            ),
         ),
         migrations.AlterField(
-            model_name='checklist',
-            name='state',
-            field=models.CharField(choices=[('not_started', '未开始'), ('in_progress', '核对中'), ('returned', '被退回待修改'), ('flagged', '已报错'), ('confirmed', '已确认无误'), ('overdue', '逾期未核对'), ('excluded', '不参加本次核对')], default='not_started', max_length=16, verbose_name='状态'),
+            model_name="checklist",
+            name="state",
+            field=models.CharField(
+                choices=[
+                    ("not_started", "未开始"),
+                    ("in_progress", "核对中"),
+                    ("returned", "被退回待修改"),
+                    ("flagged", "已报错"),
+                    ("confirmed", "已确认无误"),
+                    ("overdue", "逾期未核对"),
+                    ("excluded", "不参加本次核对"),
+                ],
+                default="not_started",
+                max_length=16,
+                verbose_name="状态",
+            ),
         ),
         migrations.AlterField(
-            model_name='flag',
-            name='status',
-            field=models.CharField(choices=[('submitted', '已提交，待院系审核'), ('returned', '已退回，请修改后重新提交'), ('forwarded', '院系已审核，待学籍科受理'), ('accepted', '学籍科已受理'), ('chsi_submitted', '已提交学信网更正'), ('corrected', '学信网已更正'), ('withdrawn', '已撤回'), ('not_resubmitted', '逾期未重新提交，已关闭')], default='submitted', max_length=16, verbose_name='状态'),
+            model_name="flag",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("submitted", "已提交，待院系审核"),
+                    ("returned", "已退回，请修改后重新提交"),
+                    ("forwarded", "院系已审核，待学籍科受理"),
+                    ("accepted", "学籍科已受理"),
+                    ("chsi_submitted", "已提交学信网更正"),
+                    ("corrected", "学信网已更正"),
+                    ("withdrawn", "已撤回"),
+                    ("not_resubmitted", "逾期未重新提交，已关闭"),
+                ],
+                default="submitted",
+                max_length=16,
+                verbose_name="状态",
+            ),
         ),
         migrations.AlterField(
-            model_name='flagevent',
-            name='action',
-            field=models.CharField(choices=[('submitted', '提交报错'), ('resubmitted', '修改后重新提交'), ('amended', '修改报错'), ('returned', '退回学生修改'), ('forwarded', '院系审核通过，转学籍科'), ('accepted', '学籍科已受理'), ('chsi_submitted', '已提交学信网更正'), ('corrected', '学信网已更正'), ('corrected_by_import', '学信网已更正（新名单已包含更正后的值）'), ('withdrawn', '已撤回'), ('not_resubmitted', '院系汇总截止，未重新提交，报错关闭'), ('reopened', '截止时间延长，重新开放修改'), ('note', '备注')], max_length=64, verbose_name='操作'),
+            model_name="flagevent",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("submitted", "提交报错"),
+                    ("resubmitted", "修改后重新提交"),
+                    ("amended", "修改报错"),
+                    ("returned", "退回学生修改"),
+                    ("forwarded", "院系审核通过，转学籍科"),
+                    ("accepted", "学籍科已受理"),
+                    ("chsi_submitted", "已提交学信网更正"),
+                    ("corrected", "学信网已更正"),
+                    ("corrected_by_import", "学信网已更正（新名单已包含更正后的值）"),
+                    ("withdrawn", "已撤回"),
+                    ("not_resubmitted", "院系汇总截止，未重新提交，报错关闭"),
+                    ("reopened", "截止时间延长，重新开放修改"),
+                    ("note", "备注"),
+                ],
+                max_length=64,
+                verbose_name="操作",
+            ),
         ),
         migrations.CreateModel(
-            name='CampaignEvent',
+            name="CampaignEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(choices=[('deadline_changed', '修改截止时间'), ('closed', '学生核对截止，未完成的学生记为逾期'), ('reopened', '延长截止时间，重新开放'), ('flags_closed', '院系汇总截止，未重新提交的报错关闭'), ('extended', '个人延期'), ('excluded', '不参加本次核对'), ('restored', '恢复参加核对'), ('included', '加入本次核对'), ('signed_off', '院系确认提交'), ('sign_off_withdrawn', '撤回院系确认')], max_length=32, verbose_name='操作')),
-                ('note', students.crypto.IdMaskedTextField(blank=True, verbose_name='说明')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('actor', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='verification.campaign')),
-                ('department', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='students.department')),
-                ('student', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='students.student')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("deadline_changed", "修改截止时间"),
+                            ("closed", "学生核对截止，未完成的学生记为逾期"),
+                            ("reopened", "延长截止时间，重新开放"),
+                            ("flags_closed", "院系汇总截止，未重新提交的报错关闭"),
+                            ("extended", "个人延期"),
+                            ("excluded", "不参加本次核对"),
+                            ("restored", "恢复参加核对"),
+                            ("included", "加入本次核对"),
+                            ("signed_off", "院系确认提交"),
+                            ("sign_off_withdrawn", "撤回院系确认"),
+                        ],
+                        max_length=32,
+                        verbose_name="操作",
+                    ),
+                ),
+                ("note", students.crypto.IdMaskedTextField(blank=True, verbose_name="说明")),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "campaign",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="events", to="verification.campaign"
+                    ),
+                ),
+                (
+                    "department",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="students.department",
+                    ),
+                ),
+                (
+                    "student",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="students.student",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '核对活动记录',
-                'verbose_name_plural': '核对活动记录',
-                'ordering': ['created_at', 'id'],
+                "verbose_name": "核对活动记录",
+                "verbose_name_plural": "核对活动记录",
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='DepartmentSignOff',
+            name="DepartmentSignOff",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('signed_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='确认时间')),
-                ('total', models.PositiveIntegerField(verbose_name='应核对人数')),
-                ('finished', models.PositiveIntegerField(verbose_name='已完成')),
-                ('flagged', models.PositiveIntegerField(verbose_name='有报错')),
-                ('overdue', models.PositiveIntegerField(verbose_name='逾期未核对')),
-                ('excluded', models.PositiveIntegerField(verbose_name='不参加核对')),
-                ('remark', models.TextField(blank=True, max_length=1000, verbose_name='备注')),
-                ('withdrawn_at', models.DateTimeField(blank=True, null=True, verbose_name='撤回时间')),
-                ('withdraw_reason', models.TextField(blank=True, verbose_name='撤回原因')),
-                ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sign_offs', to='verification.campaign')),
-                ('department', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='students.department')),
-                ('signed_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('withdrawn_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("signed_at", models.DateTimeField(default=django.utils.timezone.now, verbose_name="确认时间")),
+                ("total", models.PositiveIntegerField(verbose_name="应核对人数")),
+                ("finished", models.PositiveIntegerField(verbose_name="已完成")),
+                ("flagged", models.PositiveIntegerField(verbose_name="有报错")),
+                ("overdue", models.PositiveIntegerField(verbose_name="逾期未核对")),
+                ("excluded", models.PositiveIntegerField(verbose_name="不参加核对")),
+                ("remark", models.TextField(blank=True, max_length=1000, verbose_name="备注")),
+                ("withdrawn_at", models.DateTimeField(blank=True, null=True, verbose_name="撤回时间")),
+                ("withdraw_reason", models.TextField(blank=True, verbose_name="撤回原因")),
+                (
+                    "campaign",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="sign_offs",
+                        to="verification.campaign",
+                    ),
+                ),
+                (
+                    "department",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="students.department"
+                    ),
+                ),
+                (
+                    "signed_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "withdrawn_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '院系确认提交',
-                'verbose_name_plural': '院系确认提交',
-                'ordering': ['-signed_at'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('withdrawn_at__isnull', True)), fields=('campaign', 'department'), name='signoff_one_active_per_department')],
+                "verbose_name": "院系确认提交",
+                "verbose_name_plural": "院系确认提交",
+                "ordering": ["-signed_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("withdrawn_at__isnull", True)),
+                        fields=("campaign", "department"),
+                        name="signoff_one_active_per_department",
+                    )
+                ],
             },
         ),
     ]

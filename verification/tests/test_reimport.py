@@ -89,6 +89,33 @@ def test_a_confirmed_value_that_changes_is_reopened_showing_old_and_new(client, 
     assert "学籍数据已更新" not in row(html(response), "XM")
 
 
+def test_a_reopened_student_keeps_their_finish_time_and_counts_apart_from_never_finished(
+    tmp_path, rows, students, campaign
+):
+    """Probe: a re-import that changed a value erased finish times, so the rate and the chart dropped."""
+    from verification import dashboards
+
+    alice, _bob = students
+    services.checklist_confirm_all(
+        checklist_id=Checklist.objects.get(campaign=campaign, student=alice).pk,
+        record_version=alice.version,
+        by=alice.user,
+    )
+    finished_at = Checklist.objects.get(campaign=campaign, student=alice).finished_at
+    chart_before = dashboards.daily_progress(campaign=campaign)
+    rows[0]["XM"] = rows[0]["XM"][0] + "新名"
+
+    import_rows(tmp_path, rows, "second.xlsx")
+
+    checklist = Checklist.objects.get(campaign=campaign, student=alice)
+    assert checklist.state == Checklist.State.IN_PROGRESS
+    assert checklist.finished_at == finished_at
+    _rows, _cohorts, total = dashboards.school_progress(campaign=campaign)
+    assert (total.done, total.reopened, total.never_finished) == (0, 1, 1)
+    # The chart's past days keep their finishes.
+    assert dashboards.daily_progress(campaign=campaign) == chart_before
+
+
 def test_the_same_roster_again_reopens_nothing(tmp_path, rows, students, campaign):
     alice = students[0]
     services.checklist_confirm_all(

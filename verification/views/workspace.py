@@ -22,13 +22,25 @@ from students.permissions import (
     capability_required,
     classes_for,
     departments_for,
+    get_department_for,
     get_student_for,
+    has_capability,
 )
 
 from .. import dashboards, helpdesk, selectors, services
 from ..filters import CorrectionFilter, FindingFilter
-from ..forms import FlagForm, FlagPickForm, ProxyConfirmAllForm, WorkspaceQueryForm
-from ..models import Checklist, ClassProgressLink, Flag
+from ..forms import (
+    ExclusionForm,
+    ExtensionForm,
+    FlagForm,
+    FlagPickForm,
+    InclusionForm,
+    ProxyConfirmAllForm,
+    SignOffForm,
+    SignOffWithdrawForm,
+    WorkspaceQueryForm,
+)
+from ..models import Checklist, ClassProgressLink, DepartmentSignOff, Flag
 
 S = Flag.Status
 SORTS = {
@@ -92,6 +104,13 @@ def dashboard(request):
         for class_group, counts in rows:
             per_department[class_group.department.name].merge(counts)
         context.update(rows=rows, total=total, sort=sort, per_department=sorted(per_department.items()))
+        signed = {
+            s.department_id: s
+            for s in DepartmentSignOff.objects.filter(
+                campaign=campaign, department__in=departments, withdrawn_at__isnull=True
+            )
+        }
+        context["sign_offs"] = [(d, signed.get(d.pk)) for d in departments.order_by("name")]
         notice, read_rates = notice_selectors.latest_notice_read_rates(
             campaign=campaign, viewer=request.user, group="class"
         )
@@ -320,8 +339,145 @@ def student_record(request, student_id):
         "findings": student.findings.all(),
         "photos": selectors.student_photos(student, with_problems=True),
         "waiting": bool(checklist and helpdesk.waiting_ids([checklist])),
+        "extension_form": ExtensionForm(
+            initial={"until": timezone.localtime(checklist.deadline) if checklist and checklist.deadline else None}
+        ),
+        "exclusion_form": ExclusionForm(),
+        "inclusion_form": InclusionForm(),
+        "may_extend": has_capability(request.user, "checklist.extend", student),
+        "may_set_membership": has_capability(request.user, "checklist.membership", student),
     }
     return render(request, "workspace/student_record.html", context)
+
+
+# ---------------------------------------------------------------------------
+# Who is in: individual extensions, exclusions, inclusions (from the student's record page)
+# ---------------------------------------------------------------------------
+
+
+def _record_url(student, campaign) -> str:
+    return f"{reverse('workspace:student_record', args=[student.pk])}?campaign={campaign.pk}"
+
+
+def _staff_checklist(request, student_id):
+    student = get_student_for(request.user, pk=student_id)
+    checklist = get_object_or_404(
+        Checklist.objects.select_related("campaign"), campaign=_campaign_or_none(request), student=student
+    )
+    return student, checklist
+
+
+@require_POST
+@capability_required("checklist.extend")
+def checklist_extend(request, student_id):
+    student, checklist = _staff_checklist(request, student_id)
+    form = ExtensionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("请填写正确的延期时间。"))
+        return redirect(_record_url(student, checklist.campaign))
+    until = form.cleaned_data["until"]
+    try:
+        services.checklist_extend(
+            checklist_id=checklist.pk, until=until, by=request.user, note=form.cleaned_data["note"]
+        )
+    except services.VerificationError as exc:
+        messages.error(request, str(exc))
+    else:
+        if until:
+            messages.success(
+                request, _("已设置个人延期，至 %(when)s。") % {"when": f"{timezone.localtime(until):%Y-%m-%d %H:%M}"}
+            )
+        else:
+            messages.success(request, _("已取消个人延期。"))
+    return redirect(_record_url(student, checklist.campaign))
+
+
+@require_POST
+@capability_required("checklist.membership")
+def checklist_exclude(request, student_id):
+    student, checklist = _staff_checklist(request, student_id)
+    form = ExclusionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("请选择不参加核对的原因"))
+        return redirect(_record_url(student, checklist.campaign))
+    try:
+        services.checklist_exclude(
+            checklist_id=checklist.pk,
+            reason=form.cleaned_data["reason"],
+            note=form.cleaned_data["note"],
+            by=request.user,
+        )
+    except services.VerificationError as exc:
+        messages.error(request, str(exc))
+    else:
+        label = Checklist.Exclusion(form.cleaned_data["reason"]).label
+        messages.success(request, _("已记为不参加本次核对：%(reason)s。") % {"reason": label})
+    return redirect(_record_url(student, checklist.campaign))
+
+
+@require_POST
+@capability_required("checklist.membership")
+def checklist_restore(request, student_id):
+    student, checklist = _staff_checklist(request, student_id)
+    services.checklist_restore(checklist_id=checklist.pk, by=request.user)
+    messages.success(request, _("该学生已恢复参加本次核对。"))
+    return redirect(_record_url(student, checklist.campaign))
+
+
+@require_POST
+@capability_required("checklist.membership")
+def checklist_include(request, student_id):
+    student = get_student_for(request.user, pk=student_id)
+    campaign = _campaign_or_none(request)
+    form = InclusionForm(request.POST)
+    if campaign is None or not form.is_valid():
+        raise Http404
+    try:
+        services.checklist_include(
+            campaign=campaign, student=student, reason=form.cleaned_data["reason"], by=request.user
+        )
+    except services.VerificationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("已加入本次核对。"))
+    return redirect(_record_url(student, campaign))
+
+
+# ---------------------------------------------------------------------------
+# Department sign-off (院系确认提交)
+# ---------------------------------------------------------------------------
+
+
+@require_POST
+@capability_required("department.sign_off")
+def department_sign_off(request):
+    campaign = _campaign_or_none(request)
+    form = SignOffForm(request.POST)
+    if campaign is None or not form.is_valid():
+        raise Http404
+    department = get_department_for(request.user, pk=form.cleaned_data["department"])
+    try:
+        services.department_sign_off(
+            campaign=campaign, department=department, remark=form.cleaned_data["remark"], by=request.user
+        )
+    except services.VerificationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("%(department)s 已确认提交。") % {"department": department.name})
+    return redirect(f"{reverse('workspace:dashboard')}?campaign={campaign.pk}")
+
+
+@require_POST
+@capability_required("department.withdraw_sign_off")
+def sign_off_withdraw(request, sign_off_id):
+    sign_off = get_object_or_404(DepartmentSignOff.objects.select_related("department"), pk=sign_off_id)
+    form = SignOffWithdrawForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("撤回时请填写原因"))
+    else:
+        services.sign_off_withdraw(sign_off_id=sign_off.pk, reason=form.cleaned_data["reason"], by=request.user)
+        messages.success(request, _("已撤回 %(department)s 的确认提交。") % {"department": sign_off.department.name})
+    return redirect(f"{reverse('workspace:school')}?campaign={sign_off.campaign_id}")
 
 
 @require_POST
@@ -405,6 +561,10 @@ def school(request):
         rows, cohorts, total = dashboards.school_progress(campaign=campaign)
         days = dashboards.daily_progress(campaign=campaign, total=total.total)
         context.update(rows=rows, total=total, cohorts=cohorts, chart=dashboards.progress_chart(days), days=days)
+        signed = {
+            s.department_id: s for s in DepartmentSignOff.objects.filter(campaign=campaign, withdrawn_at__isnull=True)
+        }
+        context["sign_offs"] = [(department, signed.get(department.pk)) for department, _counts in rows]
         notice, read_rates = notice_selectors.latest_notice_read_rates(
             campaign=campaign, viewer=request.user, group="department"
         )
@@ -431,5 +591,6 @@ def findings(request):
             "kind": kind,
             "departments": departments_for(request.user),
             "department_id": department.pk if department else None,
+            "not_in_roster": selectors.checklists_not_in_roster(),
         },
     )

@@ -21,10 +21,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--encoding", choices=ENCODINGS, help="text encoding of a DBF or text file whose own is wrong or missing"
         )
+        parser.add_argument(
+            "--full",
+            action="store_true",
+            help="the whole roster of its cohorts: students missing from it are marked 'not in the latest roster'",
+        )
 
-    def handle(self, *args, file, dry_run, format, encoding=None, source=None, **options):
+    def handle(self, *args, file, dry_run, format, encoding=None, source=None, full=False, **options):
         try:
-            report = roster_import(path=file, dry_run=dry_run, encoding=encoding, source=source)
+            report = roster_import(path=file, dry_run=dry_run, encoding=encoding, source=source, full=full)
         except FileNotFoundError:
             raise CommandError(f"No such file: {file}") from None
         if format == "json":
