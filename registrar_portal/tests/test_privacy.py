@@ -246,7 +246,7 @@ def test_a_campaigns_records_can_be_exported_before_retention(client, world, reg
         reverse("exports:export_create"), {"kind": "campaign-records", "campaign": world["campaign"].pk}
     )
     workbook = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content)))
-    assert [sheet.title for sheet in workbook.worksheets] == ["核对记录", "逐项核对", "报错"]
+    assert [sheet.title for sheet in workbook.worksheets] == ["核对记录", "不参加核对", "逐项核对", "报错"]
     flags = [
         row for row in workbook["报错"].iter_rows(values_only=True) if row and row[0] == world["student"].student_number
     ]
