@@ -69,6 +69,12 @@ def valid_id_number(n: int, *, born=datetime.date(2007, 3, 14), male=True) -> st
     return body + idnumbers.check_digit(body)
 
 
+def another_id_number(student) -> str:
+    """A valid ID number that is not the student's own: the factory's sequence cycles every
+    100 students, so a fixed claim would sometimes equal the record and be refused as "no change"."""
+    return next(number for n in range(77, 99) if (number := valid_id_number(n)) != student.id_number)
+
+
 class StudentFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Student

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from students.models import Cohort, Student
-from students.tests.factories import valid_id_number
+from students.tests.factories import another_id_number
 from verification import evidence as evidence_files
 from verification import services
 from verification.models import Checklist, Evidence, FieldCheck, Flag, FlagEvent
@@ -50,7 +50,7 @@ def test_an_unreadable_claimed_value_is_refused_with_the_reason(me_client, me, c
 
 
 def test_an_id_number_with_a_wrong_check_digit_is_refused(me_client, me, campaign):
-    good = valid_id_number(77)
+    good = another_id_number(me)
     wrong = good[:17] + ("0" if good[17] != "0" else "1")
 
     response = flag(me_client, campaign, "SFZH", wrong, version=me.version, files=[evidence()])

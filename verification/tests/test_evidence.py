@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from PIL import ExifTags, Image, ImageDraw
 
-from students.tests.factories import valid_id_number
+from students.tests.factories import another_id_number
 from verification import evidence as evidence_files
 from verification import services
 from verification.models import Evidence, Flag
@@ -47,7 +47,7 @@ IDENTITY_CLAIMS = {
     "XM": "王晓明",
     "XB": "女",
     "CSRQ": "2007-03-15",
-    "SFZH": valid_id_number(77),
+    "SFZH": None,  # another_id_number(me): must differ from the record
     "MZ": "回族",
 }
 
@@ -57,10 +57,11 @@ def test_identity_fields_need_evidence(me_client, me, campaign, code):
     page = html(me_client.get(flag_url(campaign, code)))
     assert 'type="file"' in page and "需要准备的证明材料" in page
 
-    refused = flag(me_client, campaign, code, IDENTITY_CLAIMS[code], version=me.version)
+    claim = IDENTITY_CLAIMS[code] or another_id_number(me)
+    refused = flag(me_client, campaign, code, claim, version=me.version)
     assert_refused(refused, "身份信息的更正需要上传证明材料")
 
-    flag(me_client, campaign, code, IDENTITY_CLAIMS[code], version=me.version, files=[upload("a.png", png_bytes())])
+    flag(me_client, campaign, code, claim, version=me.version, files=[upload("a.png", png_bytes())])
     assert Flag.objects.get().field_code == code
 
 
