@@ -14,8 +14,9 @@ Then, in one process with a persistent connection (CONN_MAX_AGE), it renders
 the school dashboard (registrar) and a department dashboard (that
 department's secretary) through Django's test client, interleaved with the
 reference of docs/performance.md §1, one aggregate GROUP BY query in raw SQL
-over the same checklists, and the same counts by department (which need the
-join to the students): each round times each of the four once; 2 warm-up
+over the same checklists, and the same counts by department joined to the
+students (how the dashboards counted before checklists carried their
+department, docs/performance.md §6): each round times each of the four once; 2 warm-up
 rounds, median of 10.  Each page is reported as a ratio to the GROUP BY
 (rows ``dashboard_school_ms`` and ``dashboard_department_ms``).  Goal (issue
 16): each page ≤ 15 ms server time at 50,000 students, ≤ 30 ms at 200,000.
@@ -46,8 +47,8 @@ WARM_UPS, RUNS = 2, 10
 DEPARTMENT = "计算机学院"  # the largest department of the generated school
 
 # Raw SQL.  The docs/performance.md §1 reference (~7 ms at 50k): one aggregate GROUP BY
-# over the 50,000 checklists.  The same counts by department need each
-# checklist's student: that join is what the dashboards pay for.
+# over the 50,000 checklists.  The same counts by department through each
+# checklist's student: the join the dashboards paid for until verification.0011.
 REFERENCE_SQL = "SELECT state, COUNT(*) FROM verification_checklist WHERE campaign_id = %s GROUP BY state"
 JOIN_REFERENCE_SQL = """
 SELECT s.department_id, c.state, COUNT(*)

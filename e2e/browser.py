@@ -53,9 +53,12 @@ class Person:
     nothing scrolling sideways at 360 px, and the page in the expected language.
     """
 
-    def __init__(self, browser, base_url, *, viewport=DESKTOP, shots_dir=None, name="person", mobile=False):
+    def __init__(
+        self, browser, base_url, *, viewport=DESKTOP, shots_dir=None, name="person", mobile=False, user_agent=None
+    ):
         self.base_url = base_url.rstrip("/")
         self.context = browser.new_context(
+            user_agent=user_agent,  # None: Chromium's own; a campus app's in-app browser names itself
             viewport=viewport,
             device_scale_factor=1,
             is_mobile=mobile,

@@ -129,6 +129,22 @@ def status_of(flag: Flag) -> str:
 # ---------------------------------------------------------------------------
 
 
+def answer_in_place(person: Person, code: str):
+    """Tap 正确: the row answers in place (htmx), without a page load."""
+    url = person.page.url
+    person.page.locator(f"#field-{code} button.ok").click()
+    person.page.locator(f"#field-{code}.answered-confirmed").wait_for()
+    assert person.page.url == url
+
+
+def open_flag_form(person: Person, code: str):
+    """Tap 有误: the form opens inside the field's row (htmx); it posts as a page."""
+    person.page.locator(f"#field-{code} a.button.bad").click()
+    form = person.page.locator(f"#flag-slot-{code} form")
+    form.wait_for()
+    return form
+
+
 def test_a_wrong_birth_date_goes_from_a_phone_to_chsi_and_back(chromium, live_server, school, tmp_path, shots_dir):
     rows, me = school["rows"], school["student"]
     campaign = school["campaign"]
@@ -168,24 +184,25 @@ def test_a_wrong_birth_date_goes_from_a_phone_to_chsi_and_back(chromium, live_se
         # The import's finding shows as a hint on the date she is about to flag.
         assert school["id_birth"].isoformat() in page.locator("#field-CSRQ .finding").inner_text()
 
-        # Confirms every field but 出生日期, one tap each.
+        # Confirms every field but 出生日期, one tap each, each row answering in place.
         codes = page.eval_on_selector_all("li.check-row", "rows => rows.map((row) => row.id.slice(6))")
         assert "CSRQ" in codes and len(codes) > 8
         for code in codes:
             if code != "CSRQ":
-                student.submit(page.locator(f"#field-{code} button.ok"))
+                answer_in_place(student, code)
+        assert page.locator(".state-badge").inner_text() == str(Checklist.State.IN_PROGRESS.label)
         student.audit("checklist-confirmed")
         assert page.locator("#field-XM button.ok[aria-pressed=true]").count() == 1
 
-        # Flags 出生日期 with a photo of the household register.
-        student.submit(page.locator("#field-CSRQ a.button.bad"))
+        # Flags 出生日期 with a photo of the household register: the form opens inside the row.
+        form = open_flag_form(student, "CSRQ")
         student.audit("flag-form")
         page.fill("#id_claimed_value", claimed)
         page.fill("#id_explanation", "户口簿和身份证上都是这一天")
         page.set_input_files(
             "#id_evidence", files=[{"name": "户口簿.png", "mimeType": "image/png", "buffer": png_bytes((400, 300))}]
         )
-        student.submit(page.locator("main form button[type=submit]"))
+        student.submit(form.locator("button[type=submit]"))
         flag = Flag.objects.get(checklist__student=me, field_code="CSRQ")
         assert flag.status == S.SUBMITTED and flag.claimed_value == claimed
         assert flag.evidence.get().content_type == "image/png"
@@ -219,14 +236,14 @@ def test_a_wrong_birth_date_goes_from_a_phone_to_chsi_and_back(chromium, live_se
         student.open(checklist_path)
         assert reason in page.locator("#field-CSRQ .reason").inner_text()
         student.audit("checklist-returned")
-        student.submit(page.locator("#field-CSRQ a.button.bad"))
-        assert reason in page.locator("main .notice").inner_text()
+        form = open_flag_form(student, "CSRQ")
+        assert reason in page.locator("#flag-slot-CSRQ .notice").inner_text()
         student.audit("flag-form-returned")
         page.fill("#id_explanation", "户口簿上的出生日期为 " + claimed + "，与身份证一致")
         page.set_input_files(
             "#id_evidence", files=[{"name": "身份证.png", "mimeType": "image/png", "buffer": png_bytes((300, 200))}]
         )
-        student.submit(page.locator("main form button[type=submit]"))
+        student.submit(form.locator("button[type=submit]"))
         assert status_of(flag) == S.SUBMITTED and flag.evidence.count() == 2
         student.audit("checklist-resubmitted")
 
@@ -274,8 +291,9 @@ def test_a_wrong_birth_date_goes_from_a_phone_to_chsi_and_back(chromium, live_se
         assert f"{shown(wrong_day)} → {shown(school['id_birth'])}" in reopened, reopened
         assert str(S.CORRECTED.label) in page.locator("#field-CSRQ .flag-status").inner_text()
         student.audit("checklist-reopened")
-        student.submit(page.locator("#field-CSRQ button.ok"))
+        answer_in_place(student, "CSRQ")
         assert page.locator("#field-CSRQ .notice").count() == 0
+        assert "你已核对完全部项目" in page.locator("#field-CSRQ .field-message").inner_text()
         assert FieldCheck.objects.get(checklist__student=me, field_code="CSRQ").status == FieldCheck.Status.CONFIRMED
         assert Checklist.objects.get(campaign=campaign, student=me).state in Checklist.FINISHED
         student.audit("checklist-done")

@@ -21,7 +21,9 @@ from .models import (
     Notice,
     NoticeAttachment,
     NoticeRead,
+    Notification,
     ReminderStage,
+    StaffReminder,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -173,6 +175,22 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     exclude = ("payload",)
 
 
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ("student", "key", "channel", "status", "attempts", "sent_at", "created_at")
+    list_filter = ("status", "channel")
+    search_fields = ("student__student_number", "key")
+    list_select_related = ("student",)
+
+
+@admin.register(StaffReminder)
+class StaffReminderAdmin(ReadOnlyAdmin):
+    list_display = ("user", "campaign", "stage", "channel", "status", "attempts", "sent_at", "created_at")
+    list_filter = ("status", "stage")
+    search_fields = ("user__username",)
+    list_select_related = ("user", "campaign")
+
+
 class ChannelConfigForm(forms.ModelForm):
     # The secret is never put back into the page: an empty field keeps the saved one.
     secret = forms.CharField(
@@ -189,7 +207,7 @@ class ChannelConfigForm(forms.ModelForm):
 
 @admin.register(ChannelConfig)
 class ChannelConfigAdmin(admin.ModelAdmin):
-    """Until the registrar's page exists, the school's reminder channels are set here (docs/reminders.md)."""
+    """Reminder channels; registrar staff set them on 提醒渠道 (notices:reminder_channels, docs/reminders.md)."""
 
     form = ChannelConfigForm
     list_display = ["name", "enabled", "position", "provider", "night_sms_allowed", "secret_masked"]

@@ -19,7 +19,7 @@ import re
 
 from django.conf import settings
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import dateformat, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -141,6 +141,18 @@ class SmsChannel(ConfiguredChannel):
         provider = self.config.provider
         keys = {"aliyun": ("access_key_id",), "tencent": ("secret_id", "sdk_app_id")}.get(provider)
         return keys is not None and all(self.option(key) for key in (*keys, "sign_name", "template_id"))
+
+    @classmethod
+    def minute_budget(cls) -> int | None:
+        """The account's SMS per minute: the SMS settings' own limit, else ``settings.SMS_PER_MINUTE``."""
+        config = config_of(cls.name)
+        if config is None or not config.enabled:
+            return None
+        try:
+            limit = int((config.options or {}).get("per_minute") or settings.SMS_PER_MINUTE)
+        except (TypeError, ValueError):
+            limit = settings.SMS_PER_MINUTE
+        return limit if limit > 0 else None
 
     def address(self, recipient) -> str:
         if isinstance(recipient, str):
@@ -295,14 +307,8 @@ class ConsoleChannel(Channel):
 # ---------------------------------------------------------------------------
 
 
-def reach_estimate(students, order: list[str] | None = None) -> dict:
-    """How many of ``students`` (a Student queryset) each channel would take, first reachable first.
-
-    ``{"by_channel": {"sms": 3, "wecom": 0, …, "console": 0}, "unreachable": 1}``: every
-    student channel is named, in the stable order of the operator's report.
-    """
-    order = order if order is not None else reminder_channel_order()
-    by_channel = dict.fromkeys(STUDENT_CHANNELS, 0)
+def _partition(students, order: list[str]):
+    """(channel name, the students it takes) in order, first reachable first; then (None, the unreachable)."""
     remaining = students
     for name in order:
         channel = CHANNELS[name]()
@@ -312,6 +318,70 @@ def reach_estimate(students, order: list[str] | None = None) -> dict:
                 reach = Q(pk__in=[s.pk for s in remaining if channel.can_reach(s)])
         finally:
             channel.close()
-        by_channel[name] = by_channel.get(name, 0) + remaining.filter(reach).count()
+        yield name, remaining.filter(reach)
         remaining = remaining.exclude(reach)
-    return {"by_channel": by_channel, "unreachable": remaining.count()}
+    yield None, remaining
+
+
+def reach_estimate(students, order: list[str] | None = None) -> dict:
+    """How many of ``students`` (a Student queryset) each channel would take, first reachable first.
+
+    ``{"by_channel": {"sms": 3, "wecom": 0, …, "console": 0}, "unreachable": 1}``: every
+    student channel is named, in the stable order of the operator's report.
+    """
+    order = order if order is not None else reminder_channel_order()
+    by_channel = dict.fromkeys(STUDENT_CHANNELS, 0)
+    unreachable = 0
+    for name, taken in _partition(students, order):
+        if name is None:
+            unreachable = taken.count()
+        else:
+            by_channel[name] = by_channel.get(name, 0) + taken.count()
+    return {"by_channel": by_channel, "unreachable": unreachable}
+
+
+# What providers bill: a message of up to 70 characters (the 【签名】 included) is one SMS; a longer one
+# is sent in parts of 67 (the rest carries the parts' header).  Chinese and Latin characters count alike.
+SMS_SINGLE = 70
+SMS_PART = 67
+# The reminder as most schools have it approved when the SMS settings give no template text.
+DEFAULT_SMS_TEMPLATE = "${name}同学：请在${deadline}前登录学籍核对系统核对你的学籍信息：${link}"
+
+
+def sms_text(template: str, sign_name: str, variables: dict) -> str:
+    """The SMS a student receives: the approved template filled (``${name}`` or Tencent's ``{1}``), signed."""
+    text = template or DEFAULT_SMS_TEMPLATE
+    for number, key in enumerate(("name", "deadline", "link"), start=1):
+        value = str(variables.get(key, ""))
+        text = text.replace("${" + key + "}", value).replace("{" + str(number) + "}", value)
+    return f"【{sign_name}】{text}" if sign_name else text
+
+
+def sms_parts(text: str) -> int:
+    """How many SMS the provider bills for one message."""
+    return 1 if len(text) <= SMS_SINGLE else -(-len(text) // SMS_PART)
+
+
+def send_estimate(students, *, campaign, order: list[str] | None = None) -> dict:
+    """``reach_estimate`` of a send to ``students``, with what its SMS would cost.
+
+    ``sms_messages``: students reached by SMS; ``sms_parts``: the SMS billed for them, from the
+    template text of the SMS settings filled with each student's name, the deadline and the link.
+    """
+    order = order if order is not None else reminder_channel_order()
+    estimate = reach_estimate(students, order)
+    estimate |= {"sms_messages": 0, "sms_parts": 0, "total": sum(estimate["by_channel"].values())}
+    estimate["total"] += estimate["unreachable"]
+    if "sms" not in order or not estimate["by_channel"]["sms"]:
+        return estimate
+    config = config_of("sms")
+    options = (config.options if config else {}) or {}
+    deadline = dateformat.format(timezone.localtime(campaign.closes_at), _("m月d日 H:i"))
+    link = settings.PORTAL_URL.rstrip("/") + f"/check/{campaign.pk}/"
+    taken = dict(_partition(students, order[: order.index("sms") + 1]))["sms"]
+    for name in taken.values_list("name", flat=True).iterator():
+        variables = {"name": name, "deadline": deadline, "link": link}
+        text = sms_text(options.get("template_text", ""), options.get("sign_name", ""), variables)
+        estimate["sms_messages"] += 1
+        estimate["sms_parts"] += sms_parts(text)
+    return estimate

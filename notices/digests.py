@@ -1,9 +1,9 @@
 """Department digests: every morning, each department's unverified students as .xlsx.
 
 ``digests_build_due`` (beat) builds one Digest per (department, campaign, day),
-unique in the database, writes the file into private storage (downloadable
-in the portal), and creates one DigestDelivery per secretary e-mail and per
-group robot, sent through the outbox (notices/outbox.py) like reminders, so a
+unique in the database, writes the file into private storage (encrypted like
+stored exports, verification/exports/storage.py; downloadable in the portal),
+and creates one DigestDelivery per secretary e-mail and per group robot, sent through the outbox (notices/outbox.py) like reminders, so a
 re-run sends nothing twice.  Posts to one robot are counted from the database
 (several departments may share a group), so at most 20 go out in any minute
 across all workers.
@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 
 from students.models import Department, User
 from verification import dashboards
-from verification.exports.exporters import UnverifiedStudents, write_xlsx
+from verification.exports import registry, storage
 from verification.models import Campaign, Checklist
 
 from . import outbox, robots
@@ -49,6 +49,11 @@ def digest_dir() -> Path:
 
 def digest_path(digest: Digest) -> Path:
     return digest_dir() / digest.storage_name
+
+
+def digest_file_bytes(digest: Digest) -> bytes:
+    """The digest's .xlsx, decrypted; Http404 if the file is gone."""
+    return storage.read_export(digest_path(digest))
 
 
 def _due_today(now) -> bool:
@@ -88,7 +93,7 @@ def digest_build(*, department_id: int, campaign_id: int, day: datetime.date, no
     now = now or timezone.now()
     department = Department.objects.get(pk=department_id)
     campaign = Campaign.objects.get(pk=campaign_id)
-    storage_name = secrets.token_hex(16) + ".xlsx"
+    storage_name = secrets.token_hex(16) + ".xlsx.enc"  # encrypted at rest, like stored exports
     try:
         # One transaction for the row, the file's numbers and the deliveries: a build
         # that dies half-way leaves nothing behind, so the next run builds it again
@@ -113,11 +118,13 @@ def digest_build(*, department_id: int, campaign_id: int, day: datetime.date, no
 def _write_file(digest: Digest, campaign: Campaign, department: Department):
     scope = Department.objects.filter(pk=department.pk)
     counts = dashboards.counts_of(Checklist.objects.filter(campaign=campaign, student__department=department))
-    digest_dir().mkdir(parents=True, exist_ok=True)
-    with open(digest_path(digest), "wb") as handle:
-        digest.row_count = write_xlsx(
-            UnverifiedStudents(campaign=campaign, departments=scope), handle, exported_by=_System()
-        )
+    # The department's list of unverified students, the same exporter as the workspace's button; encrypted at rest.
+    digest.row_count = storage.write_export(
+        registry.get("unverified"),
+        {"campaign": campaign, "departments": list(scope)},
+        digest_path(digest),
+        exported_by=_System(),
+    )
     digest.total = counts.total
     digest.save(update_fields=["row_count", "total"])
 
@@ -197,7 +204,7 @@ class DigestStream(outbox.Stream):
             attachments=(
                 (
                     f"{prefix}-{digest.department.name}-{digest.day:%Y%m%d}.xlsx",
-                    digest_path(digest).read_bytes(),
+                    digest_file_bytes(digest),
                     XLSX,
                 ),
             ),

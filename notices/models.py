@@ -213,12 +213,69 @@ class Delivery(OutboxRow):
                 fields=["campaign", "student", "stage", "channel"], name="delivery_once_per_stage_channel"
             )
         ]
-        indexes = [models.Index(fields=["status", "next_attempt_at"]), models.Index(fields=["stage", "status"])]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            models.Index(fields=["stage", "status"]),
+            # The SMS minute budget counts a channel's claims of the last minute (notices/outbox.py).
+            models.Index(fields=["channel", "claimed_at"], name="delivery_channel_claims"),
+        ]
         verbose_name = _("提醒发送")
         verbose_name_plural = _("提醒发送")
 
     def __str__(self):
         return f"{self.stage_id}/{self.student_id} {self.status}"
+
+
+class Notification(OutboxRow):
+    """One message to one student about one event of theirs (a returned flag closed …), on one channel.
+
+    ``key`` names the event: unique with the student and the channel, so a job run twice tells them once.
+    Reminders have their own table (``Delivery``): they are written in bulk per stage.
+    """
+
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=100)
+    subject = models.CharField(_("标题"), max_length=200)
+    # May quote a reviewer's note: any ID number in it is written masked.
+    body = IdMaskedCharField(_("内容"), max_length=1000)
+    url = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["student", "key", "channel"], name="notification_once_per_channel")
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="notification_due")]
+        verbose_name = _("学生通知发送")
+        verbose_name_plural = _("学生通知发送")
+
+    def __str__(self):
+        return f"{self.student_id} {self.key} {self.status}"
+
+
+class StaffReminder(OutboxRow):
+    """One stage's reminder to one member of staff by e-mail: a counsellor, at the departments' stage, is told
+    who in their classes has not finished.  Unique per (campaign, user, stage), so a job run twice sends once."""
+
+    class Stage(models.TextChoices):
+        DEPARTMENTS = "departments", _("院系汇总截止")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    stage = models.CharField(_("阶段"), max_length=16, choices=Stage.choices)
+    channel = models.CharField(_("渠道"), max_length=16, default="email")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "user", "stage"], name="staff_reminder_once_per_stage")
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="staff_reminder_due")]
+        verbose_name = _("教师提醒发送")
+        verbose_name_plural = _("教师提醒发送")
+
+    def __str__(self):
+        return f"{self.campaign_id}/{self.user_id} {self.stage} {self.status}"
 
 
 class DepartmentChannel(models.Model):
@@ -331,6 +388,7 @@ class WebhookEndpoint(models.Model):
     class Event(models.TextChoices):
         FLAG_STATUS_CHANGED = "flag.status_changed", _("报错状态变化")
         DEPARTMENT_SIGNED_OFF = "department.signed_off", _("院系确认提交")
+        SIGN_OFF_WITHDRAWN = "department.sign_off_withdrawn", _("院系确认提交被撤回")
 
     name = models.CharField(_("名称"), max_length=100)
     # Encrypted at rest like ID numbers: a URL may carry a token, and the secret signs every delivery.

@@ -25,6 +25,10 @@ is written is done here, the same way for every stream:
 - **Rate budgets.**  A channel with ``per_minute`` (group robots: 20) is
   claimed only inside its budget per address, counted from the rows (all
   workers see the same count); over budget the row waits for the minute.
+  A channel with a ``minute_budget()`` (SMS: the account's sends per minute)
+  is claimed only inside that budget for all its addresses together, counted
+  the same way across every stream's table; the excess stays PENDING and is
+  sent in the next minute, once.
 
 Channels
 --------
@@ -48,6 +52,7 @@ PENDING, due then, without using an attempt, and the requeue sends it.
 
 import datetime
 import logging
+import math
 import smtplib
 from dataclasses import dataclass, field
 
@@ -150,6 +155,11 @@ class Channel:
 
     def close(self) -> None:
         """End what the channel kept open for a batch (an SMTP connection)."""
+
+    @classmethod
+    def minute_budget(cls) -> int | None:
+        """Sends on this channel in any minute, to every address and by every worker together; None: no limit."""
+        return None
 
 
 CHANNELS: dict[str, type[Channel]] = {}
@@ -275,6 +285,8 @@ STREAMS = {
     "reminder": "notices.reminders.ReminderStream",
     "digest": "notices.digests.DigestStream",
     "webhook": "notices.webhooks.WebhookStream",
+    "notification": "notices.notifications.NotificationStream",
+    "staff_reminder": "notices.staff_reminders.StaffReminderStream",
 }
 _streams: dict[str, Stream] = {}
 
@@ -359,9 +371,11 @@ def send(stream_name: str, ids, *, now=None) -> dict:
     counts = {"sent": 0, "failed": 0, "retry": 0, "skipped": 0, "deferred": 0}
     channels: dict[str, Channel] = {}
     deferred = []
+    # Read once a batch: the channels with a budget of their own (SMS), and until when each is spent.
+    budgets = Budgets({name: limit for name, kind in CHANNELS.items() if (limit := kind.minute_budget())})
     try:
         for row_id in ids:
-            claimed_at, wait = _claim(outbox, row_id, now)
+            claimed_at, wait = _claim(outbox, row_id, now, budgets)
             if wait > 0:
                 deferred.append((row_id, wait))
                 counts["deferred"] += 1
@@ -381,8 +395,12 @@ def send(stream_name: str, ids, *, now=None) -> dict:
     # In-process (no broker) a countdown is ignored and the task would run again at
     # once, forever: there the requeue picks the row up when its minute has passed.
     if deferred and not import_string(outbox.task).app.conf.task_always_eager:
+        # One message per second of waiting, not one per row: a spent SMS budget may defer thousands.
+        by_wait: dict[int, list[int]] = {}
         for row_id, wait in deferred:
-            enqueue(stream_name, [row_id], countdown=wait)
+            by_wait.setdefault(math.ceil(wait), []).append(row_id)
+        for wait, row_ids in by_wait.items():
+            enqueue(stream_name, row_ids, countdown=wait)
     return counts
 
 
@@ -438,28 +456,70 @@ def _fall_back(outbox: Stream, row: OutboxRow):
         enqueue(outbox.name, [following.pk])
 
 
-def _claim(outbox: Stream, row_id: int, now) -> tuple[datetime.datetime | None, float]:
+@dataclass
+class Budgets:
+    """A batch's channel budgets (sends per minute, all addresses) and the moment each is spent until."""
+
+    limits: dict[str, int]
+    spent_until: dict[str, datetime.datetime] = field(default_factory=dict)
+
+
+def _claim(outbox: Stream, row_id: int, now, budgets: Budgets | None = None) -> tuple[datetime.datetime | None, float]:
     """(the claim's time or None if not ours, seconds to wait when over a rate budget)."""
+    budgets = budgets or Budgets({})
     pending = outbox.model.objects.filter(pk=row_id, status=Status.PENDING)
     with transaction.atomic():
-        budgeted = None
-        if outbox.address_field:
-            row = pending.values_list("channel", outbox.address_field).first()
+        budgeted, limited = None, None
+        if outbox.address_field or budgets.limits:
+            row = pending.values_list("channel", outbox.address_field or "channel").first()
             if row is None:
                 return None, 0.0
             channel = CHANNELS.get(row[0])
-            if channel is not None and channel.per_minute:
+            if outbox.address_field and channel is not None and channel.per_minute:
                 budgeted = (channel, row[1])
                 _lock(f"notices.outbox:{channel.name}:{row[1]}")
+            if row[0] in budgets.limits:
+                limited = row[0]
+                # Count-then-claim of one channel must not interleave between workers either.
+                _lock(f"notices.outbox:{limited}")
         moment = now or timezone.now()  # read after the lock: the claim time is the send time
+        waits = []
         if budgeted:
-            wait = _budget_wait(outbox, *budgeted, moment)
-            if wait > 0:
-                # Due again then, so the requeue finds it even if the deferred message is lost.
-                pending.update(next_attempt_at=moment + datetime.timedelta(seconds=wait))
-                return None, wait
+            waits.append(_budget_wait(outbox, *budgeted, moment))
+        if limited:
+            until = budgets.spent_until.get(limited)
+            if until is None or until <= moment:
+                wait = _channel_wait(limited, budgets.limits[limited], moment)
+                until = moment + datetime.timedelta(seconds=wait)
+                budgets.spent_until[limited] = until
+            waits.append((until - moment).total_seconds())
+        wait = max(waits, default=0.0)
+        if wait > 0:
+            # Due again then, so the requeue finds it even if the deferred message is lost.
+            pending.update(next_attempt_at=moment + datetime.timedelta(seconds=wait))
+            return None, wait
         claimed = pending.update(status=Status.SENDING, claimed_at=moment, attempts=F("attempts") + 1)
     return (moment if claimed else None), 0.0
+
+
+def _channel_wait(channel_name: str, limit: int, now) -> float:
+    """Seconds until the channel may take another send: its claims of the last minute, in every stream's table.
+
+    A claim that ended SKIPPED sent nothing (a finished student, no number) and is not counted.
+    """
+    since = now - datetime.timedelta(minutes=1)
+    recent = [
+        stream(name)
+        .model.objects.filter(channel=channel_name, claimed_at__gt=since)
+        .exclude(status=Status.SKIPPED)
+        .order_by("-claimed_at")
+        .values_list("claimed_at", flat=True)
+        for name in STREAMS
+    ]
+    if sum(rows.count() for rows in recent) < limit:
+        return 0.0
+    newest = sorted((moment for rows in recent for moment in rows[:limit]), reverse=True)
+    return (newest[limit - 1] + datetime.timedelta(minutes=1) - now).total_seconds() + 0.5
 
 
 def _lock(key: str):

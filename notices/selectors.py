@@ -13,10 +13,11 @@ from django.utils import timezone
 
 from students.models import Department, Student
 from students.permissions import departments_for, has_capability, own_student, students_for
-from verification.models import Campaign
+from verification.models import Campaign, Checklist
 
-from . import robots
+from . import channels, outbox, robots
 from .models import (
+    ChannelConfig,
     Delivery,
     DepartmentChannel,
     Digest,
@@ -66,14 +67,14 @@ def notices_for_staff(*, user) -> QuerySet[Notice]:
     notices = Notice.objects.select_related("campaign").prefetch_related("cohorts", "departments")
     if has_capability(user, "notice.view_drafts"):
         return notices
-    if has_capability(user, "workspace.use"):
+    if has_capability(user, "notice.read"):
         return notices.filter(published_at__lte=timezone.now())
     return notices.none()
 
 
 def notice_for_viewer(*, user, notice_id: int) -> Notice:
     """A notice the user may open: staff as above, a student only if it is meant for them."""
-    if has_capability(user, "workspace.use"):
+    if has_capability(user, "notice.read"):
         return notices_for_staff(user=user).get(pk=notice_id)
     student = own_student(user)
     if student is None:
@@ -252,10 +253,11 @@ def digest_for_viewer(*, user, digest_id: int) -> Digest:
     return digests_for(user=user).get(pk=digest_id)
 
 
-def digest_file(digest: Digest) -> Path:
-    from .digests import digest_path
+def digest_file(digest: Digest) -> bytes:
+    """The digest's .xlsx, decrypted; Http404 if the file is gone."""
+    from .digests import digest_file_bytes
 
-    return digest_path(digest)
+    return digest_file_bytes(digest)
 
 
 def secret_masked(secret: str) -> str:
@@ -278,3 +280,78 @@ def channels_overview() -> list[tuple[Department, DepartmentChannel | None, dict
         (department, channels.get(department.pk), channel_masked(channels.get(department.pk)))
         for department in Department.objects.order_by("name")
     ]
+
+
+# ---------------------------------------------------------------------------
+# The school's reminder channels (提醒渠道)
+# ---------------------------------------------------------------------------
+
+
+def reminder_channels() -> dict:
+    """Every student channel in the order reminders try them, and what the page may show of each (no secret).
+
+    ``reach``: how many students the channel could reach with its saved settings, whether or not it is enabled.
+    """
+    configs = {config.name: config for config in ChannelConfig.objects.all()}
+    chosen = any(config.enabled for config in configs.values())
+    default = [name for name in settings.REMINDER_CHANNELS if name in channels.STUDENT_CHANNELS]
+    rows = []
+    for index, name in enumerate(channels.STUDENT_CHANNELS):
+        config = configs.get(name)
+        channel = outbox.CHANNELS[name]()
+        if getattr(channel, "config", None) is not None:
+            channel.config.enabled = True  # in memory: are the saved settings complete?
+        configured = bool(getattr(channel, "ready", True))
+        if chosen:
+            enabled, position = bool(config and config.enabled), config.position if config else 99
+        else:
+            enabled, position = name in default, default.index(name) + 1 if name in default else 99
+        rows.append(
+            {
+                "name": name,
+                "label": channel.label,
+                "enabled": enabled,
+                "position": position,
+                "index": index,
+                "configured": configured,
+                "has_settings": name in ("sms", "wecom", "dingtalk"),
+                "secret_saved": bool(config and config.secret),
+                "provider": config.get_provider_display() if config and config.provider else "",
+                "reach": Student.objects.filter(channel.reach_filter()).count() if configured else 0,
+            }
+        )
+    rows.sort(key=lambda row: (not row["enabled"], row["position"], row["index"]))
+    enabled = [row for row in rows if row["enabled"]]
+    for place, row in enumerate(enabled):
+        row["can_up"], row["can_down"] = place > 0, place < len(enabled) - 1
+    return {
+        "rows": rows,
+        "order": [outbox.CHANNELS[name].label for name in channels.reminder_channel_order()],
+        "default": not chosen,
+        "students": Student.objects.count(),
+    }
+
+
+def send_estimate(*, campaign: Campaign, class_group=None, student_ids=None) -> dict:
+    """Who a reminder to the campaign's unfinished students (of a class, or chosen) would reach, and how.
+
+    ``channels.send_estimate`` with, for the page: ``channels`` [(label, n)] in the school's order,
+    ``via`` ("企业微信/短信/电子邮件") and ``reached``.
+    """
+    from .reminders import UNFINISHED  # reminders is the writer's module; only its list of states is read
+
+    checklists = Checklist.objects.filter(campaign=campaign, state__in=UNFINISHED)
+    if class_group is not None:
+        checklists = checklists.filter(student__class_group=class_group)
+    if student_ids is not None:
+        checklists = checklists.filter(student_id__in=student_ids)
+    order = channels.reminder_channel_order()
+    estimate = channels.send_estimate(
+        Student.objects.filter(pk__in=checklists.values("student_id")), campaign=campaign, order=order
+    )
+    estimate["channels"] = [
+        (outbox.CHANNELS[name].label, estimate["by_channel"][name]) for name in order if estimate["by_channel"][name]
+    ]
+    estimate["via"] = "/".join(str(label) for label, _n in estimate["channels"])
+    estimate["reached"] = estimate["total"] - estimate["unreachable"]
+    return estimate

@@ -14,7 +14,7 @@ from functools import partial
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import dateformat, timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -24,8 +24,9 @@ from students.permissions import require_capability, students_for
 from verification.evidence import safe_name
 from verification.models import Campaign, Checklist, Flag
 
-from . import reminders
+from . import channels, outbox, reminders
 from .models import (
+    ChannelConfig,
     DepartmentChannel,
     HelpArticle,
     Message,
@@ -34,6 +35,7 @@ from .models import (
     NoticeRead,
     ReminderStage,
 )
+from .notifications import notify_student
 from .selectors import attachment_dir, attachment_path
 
 
@@ -200,7 +202,46 @@ def _flag_texts() -> dict:
         S.ACCEPTED: _("你的“%(label)s”报错已被学籍科受理。"),
         S.SUBMITTED_TO_CHSI: _("你的“%(label)s”报错已由学籍科提交学信网更正。"),
         S.CORRECTED: _("你的“%(label)s”报错学信网已更正，请登录学信网查看并重新核对。"),
+        S.NOT_RESUBMITTED: _("你的“%(label)s”报错被退回后未在院系汇总截止前重新提交，已关闭。"),
     }
+
+
+def flag_closed_notify(*, flag: Flag):
+    """A returned flag closed as 逾期未重新提交: the student hears it on their channel (the outbox), once.
+
+    Keyed by the flag, so the closing job run twice, or the flag reopened by a later
+    departments' deadline and closed again, does not tell them twice.
+    """
+    with translation.override(settings.LANGUAGE_CODE):
+        student = Checklist.objects.select_related("student").get(pk=flag.checklist_id).student
+        notify_student(
+            student=student,
+            key=f"flag-{flag.pk}-not-resubmitted",
+            subject=_("【学籍核对】你的报错已关闭"),
+            body=_(
+                "你的“%(label)s”报错被退回后，未在院系汇总截止前重新提交，已按“逾期未重新提交”关闭。"
+                "如信息仍有误，请联系院系或学籍科。"
+            )
+            % {"label": flag.field.label},
+            url=reverse("verification:flag_detail", args=[flag.pk]),
+        )
+
+
+def ticket_reply_notify(*, ticket, reply):
+    """A registrar reply to a student's request for help reaches them on their channel (the outbox), once.
+
+    Keyed by the reply: a reply is told once however often the receiver runs; the page and the
+    in-portal message show it too.  Written in the reply's transaction, sent after its commit.
+    """
+    with translation.override(settings.LANGUAGE_CODE):
+        text = reply.text if len(reply.text) <= 600 else reply.text[:600] + "……"
+        notify_student(
+            student=ticket.checklist.student,
+            key=f"ticket-reply-{reply.pk}",
+            subject=_("【学籍核对】学籍科回复了你的求助"),
+            body=_("学籍科回复了你的求助“%(kind)s”：%(text)s") % {"kind": ticket.get_kind_display(), "text": text},
+            url=reverse("verification:checklist", args=[ticket.checklist.campaign_id]) + "#help",
+        )
 
 
 def _message_after_commit(user_id: int, text: str, url: str):
@@ -322,3 +363,127 @@ def channel_save(
         channel.signing_secret = signing_secret
     channel.save()
     return channel
+
+
+# ---------------------------------------------------------------------------
+# The school's reminder channels (提醒渠道)
+# ---------------------------------------------------------------------------
+
+
+def _channel_configs_in_order() -> list[ChannelConfig]:
+    """A row for every student channel, in the page's order; rows are created for those without one.
+
+    With no channel enabled, reminders follow ``settings.REMINDER_CHANNELS``: that order is written as
+    the first rows, so that what the page shows is what the outbox does from the first change on.
+    """
+    existing = {config.name: config for config in ChannelConfig.objects.all()}
+    if not any(config.enabled for config in existing.values()):
+        defaults = [name for name in settings.REMINDER_CHANNELS if name in channels.STUDENT_CHANNELS]
+        for position, name in enumerate(defaults, start=1):
+            config = existing.get(name) or ChannelConfig(name=name)
+            config.enabled, config.position = True, position
+            config.save()
+            existing[name] = config
+    for name in channels.STUDENT_CHANNELS:
+        if name not in existing:
+            existing[name] = ChannelConfig.objects.create(name=name, enabled=False, position=90)
+    order = list(channels.STUDENT_CHANNELS)
+    return sorted((existing[name] for name in order), key=lambda c: (not c.enabled, c.position, order.index(c.name)))
+
+
+@transaction.atomic
+def reminder_channel_save(
+    *,
+    name: str,
+    enabled: bool,
+    position: int,
+    options: dict,
+    option_keys=(),
+    secret: str = "",
+    provider: str = "",
+    night_sms_allowed: bool = False,
+    by,
+) -> ChannelConfig:
+    """Save one channel's settings; an empty ``secret`` keeps the saved one (pages never show it).
+
+    ``option_keys`` are the options the page edits: those are replaced by ``options``, the others
+    (an administrator's ``endpoint`` or ``api``) are kept.
+    """
+    if name not in channels.STUDENT_CHANNELS:
+        raise NotFound
+    list(ChannelConfig.objects.select_for_update().order_by("pk"))  # one change to the order at a time
+    configs = _channel_configs_in_order()
+    config = next(c for c in configs if c.name == name)
+    kept = {key: value for key, value in (config.options or {}).items() if key not in set(option_keys) | set(options)}
+    config.enabled, config.options = enabled, kept | options
+    config.provider, config.night_sms_allowed = provider, night_sms_allowed and name == "sms"
+    if secret:
+        config.secret = secret
+    config.updated_by = by
+    config.save()
+    # "顺序 2" puts the channel second: the other enabled channels keep their order around it.
+    others = [c for c in configs if c.enabled and c is not config]
+    if enabled:
+        others.insert(max(0, position - 1), config)
+    for place, each in enumerate(others, start=1):
+        if each.position != place:
+            each.position = place
+            each.save(update_fields=["position"])
+    return config
+
+
+@transaction.atomic
+def reminder_channel_move(*, name: str, step: int, by) -> bool:
+    """Move an enabled channel one place earlier (-1) or later (+1) in the order; False when it cannot move."""
+    if name not in channels.STUDENT_CHANNELS:
+        raise NotFound
+    list(ChannelConfig.objects.select_for_update().order_by("pk"))  # one change to the order at a time
+    enabled = [config for config in _channel_configs_in_order() if config.enabled]
+    names = [config.name for config in enabled]
+    if name not in names or step not in (-1, 1) or not 0 <= names.index(name) + step < len(names):
+        return False
+    index = names.index(name)
+    enabled[index], enabled[index + step] = enabled[index + step], enabled[index]
+    for position, config in enumerate(enabled, start=1):
+        config.position = position
+        config.updated_by = by if config.name == name else config.updated_by
+        config.save(update_fields=["position", "updated_by", "updated_at"])
+    return True
+
+
+def reminder_channel_test(*, name: str, to: str, by) -> str:
+    """Send one test message on a channel now (not through the outbox); the address it went to.
+
+    The saved settings are used even before the channel is enabled, so that the
+    registrar can try them first.  Raises ``NoticeError`` with the platform's answer.
+    """
+    if name not in channels.STUDENT_CHANNELS:
+        raise NotFound
+    channel = outbox.CHANNELS[name]()
+    config = getattr(channel, "config", None)
+    if config is not None:
+        config.enabled = True  # in memory only: try before enabling
+    if not getattr(channel, "ready", True):
+        raise NoticeError(_("请先填写并保存这个渠道的设置。"))
+    address = channels.mobile(to) if name == "sms" else (to or "").strip()
+    if not address:
+        raise NoticeError(_("请填写正确的手机号码。") if name == "sms" else _("请填写收件人。"))
+    deadline = dateformat.format(timezone.localtime() + datetime.timedelta(days=1), _("m月d日 H:i"))
+    link = settings.PORTAL_URL.rstrip("/") + "/"
+    who = by.get_full_name() or by.get_username()
+    message = outbox.OutgoingMessage(
+        to=address,
+        subject=_("【学籍核对】测试消息"),
+        body=_("这是一条测试消息，由 %(who)s 在提醒渠道设置页发送。") % {"who": who},
+        summary=_("这是一条测试消息，由 %(who)s 在提醒渠道设置页发送。") % {"who": who},
+        options={"variables": {"name": who, "deadline": deadline, "link": link}},
+    )
+    try:
+        channel.send(message)
+    except outbox.Defer as exc:
+        raise NoticeError(str(exc)) from None
+    except outbox.SendError as exc:
+        raise NoticeError(_("发送失败：%(reason)s") % {"reason": exc}) from None
+    finally:
+        channel.close()
+    return address

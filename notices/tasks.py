@@ -2,12 +2,13 @@
 
 from celery import shared_task
 
-from . import digests, outbox, reminders
+from . import digests, outbox, reminders, staff_reminders
 
 
 @shared_task
 def reminders_dispatch_due() -> int:
-    return reminders.reminders_dispatch_due()
+    """The students' reminder stages, then the counsellors' at the departments' stage."""
+    return reminders.reminders_dispatch_due() + staff_reminders.counsellor_reminders_due()
 
 
 @shared_task
@@ -38,6 +39,18 @@ def digest_deliveries_send(delivery_ids: list[int]) -> dict:
 def webhook_deliveries_send(delivery_ids: list[int]) -> dict:
     """Signed events to campus systems (notices/webhooks.py)."""
     return outbox.send("webhook", delivery_ids)
+
+
+@shared_task(acks_late=True)
+def notifications_send(notification_ids: list[int]) -> dict:
+    """One-off messages to a student about an event of theirs (notices/notifications.py)."""
+    return outbox.send("notification", notification_ids)
+
+
+@shared_task(acks_late=True)
+def staff_reminders_send(reminder_ids: list[int]) -> dict:
+    """Stage reminders to counsellors (notices/staff_reminders.py)."""
+    return outbox.send("staff_reminder", reminder_ids)
 
 
 @shared_task(acks_late=True)

@@ -32,4 +32,7 @@ urlpatterns = [
     path("signin/<str:platform>/callback/", signin.callback, name="campus_signin_callback"),
     path("channels/", views.channel_list, name="channel_list"),
     path("channels/<int:department_id>/", views.channel_edit, name="channel_edit"),
+    path("reminder-channels/", views.reminder_channels, name="reminder_channels"),
+    path("reminder-channels/<slug:channel>/", views.reminder_channel_edit, name="reminder_channel_edit"),
+    path("reminder-channels/<slug:channel>/test/", views.reminder_channel_test, name="reminder_channel_test"),
 ]

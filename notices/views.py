@@ -22,17 +22,19 @@ from students.permissions import (
 )
 from verification.models import Campaign
 
-from . import markup, selectors, services
+from . import channels, markup, outbox, selectors, services
 from .forms import (
     AttachmentForm,
+    ChannelTestForm,
     DeliveryFilterForm,
     DepartmentChannelForm,
     HelpArticleForm,
     NoticeForm,
+    ReminderChannelForm,
     RemindNowForm,
     StageAddForm,
 )
-from .models import DepartmentChannel, Digest, HelpArticle, Notice, NoticeAttachment, ReminderStage
+from .models import ChannelConfig, DepartmentChannel, Digest, HelpArticle, Notice, NoticeAttachment, ReminderStage
 
 # ---------------------------------------------------------------------------
 # Notices
@@ -42,7 +44,7 @@ from .models import DepartmentChannel, Digest, HelpArticle, Notice, NoticeAttach
 @never_cache
 @login_required
 def notice_list(request):
-    if has_capability(request.user, "workspace.use"):
+    if has_capability(request.user, "notice.read"):
         return render(request, "notices/notice_list.html", {"notices": selectors.notices_for_staff(user=request.user)})
     student = own_student(request.user)
     notices = selectors.notices_with_read_flag(student=student, user=request.user) if student else []
@@ -256,7 +258,13 @@ def reminder_plan(request, campaign_id):
     return render(
         request,
         "notices/reminder_plan.html",
-        {"campaign": campaign, "stages": selectors.reminder_plan(campaign=campaign), "form": form},
+        {
+            "campaign": campaign,
+            "stages": selectors.reminder_plan(campaign=campaign),
+            "form": form,
+            "estimate": selectors.send_estimate(campaign=campaign),
+            "can_configure_channels": has_capability(request.user, "reminder.channels"),
+        },
     )
 
 
@@ -324,17 +332,29 @@ def remind_now(request, class_id):
         messages.error(request, str(exc))
         return redirect(back)
     if created:
-        n = stage.deliveries.values("student_id").distinct().count()  # one per student, whatever the channels
-        sent = ngettext("已向 %(n)s 名未完成核对的同学发送提醒邮件。", "已向 %(n)s 名未完成核对的同学发送提醒邮件。", n)
-        messages.success(request, sent % {"n": n})
-        without_email = stage.deliveries.filter(student__email="").values("student_id").distinct().count()
-        if without_email:
-            message = ngettext(
-                "其中 %(n)s 人没有登记电子邮箱，收不到邮件，请另行通知。",
-                "其中 %(n)s 人没有登记电子邮箱，收不到邮件，请另行通知。",
-                without_email,
+        # Told as the outbox will send it: each student on the first channel of the school's order that reaches them.
+        estimate = selectors.send_estimate(
+            campaign=campaign, student_ids=stage.deliveries.values("student_id").distinct()
+        )
+        if estimate["reached"]:
+            by_channel = "、".join(
+                _("%(channel)s %(n)s 人") % {"channel": label, "n": n} for label, n in estimate["channels"]
             )
-            messages.warning(request, message % {"n": without_email})
+            sent = ngettext(
+                "将通过 %(via)s 提醒 %(n)s 名学生（%(by_channel)s）。",
+                "将通过 %(via)s 提醒 %(n)s 名学生（%(by_channel)s）。",
+                estimate["reached"],
+            )
+            messages.success(
+                request, sent % {"via": estimate["via"], "n": estimate["reached"], "by_channel": by_channel}
+            )
+        if estimate["unreachable"]:
+            message = ngettext(
+                "其中 %(n)s 人没有可用的联系方式（手机号码、企业微信或钉钉账号、电子邮箱），收不到提醒，请另行通知。",
+                "其中 %(n)s 人没有可用的联系方式（手机号码、企业微信或钉钉账号、电子邮箱），收不到提醒，请另行通知。",
+                estimate["unreachable"],
+            )
+            messages.warning(request, message % {"n": estimate["unreachable"]})
     else:
         messages.info(request, _("这次提醒已经发送过，没有重复发送。"))
     return redirect(back)
@@ -404,3 +424,86 @@ def channel_edit(request, department_id):
         "notices/channel_form.html",
         {"department": department, "form": form, "channel": channel, "saved": selectors.channel_masked(channel)},
     )
+
+
+# ---------------------------------------------------------------------------
+# The school's reminder channels (提醒渠道)
+# ---------------------------------------------------------------------------
+
+
+@never_cache
+@capability_required("reminder.channels")
+def reminder_channels(request):
+    if request.method == "POST":
+        moved = services.reminder_channel_move(
+            name=request.POST.get("name", ""), step=-1 if request.POST.get("move") == "up" else 1, by=request.user
+        )
+        if moved:
+            messages.success(request, _("已调整提醒渠道的顺序。"))
+        return redirect("notices:reminder_channels")
+    return render(request, "notices/reminder_channels.html", selectors.reminder_channels())
+
+
+def _channel_or_404(name: str):
+    if name not in channels.STUDENT_CHANNELS:
+        raise Http404
+    return outbox.CHANNELS[name], ChannelConfig.objects.filter(name=name).first()
+
+
+@never_cache
+@capability_required("reminder.channels")
+def reminder_channel_edit(request, channel):
+    name = channel
+    channel, config = _channel_or_404(name)
+    order = channels.reminder_channel_order()
+    place = order.index(name) + 1 if name in order else len(order) + 1
+    initial = {"enabled": bool(config and config.enabled), "position": place}
+    if config:
+        initial |= {"provider": config.provider, "night_sms_allowed": config.night_sms_allowed, **config.options}
+    form = ReminderChannelForm(request.POST or None, name=name, config=config, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        services.reminder_channel_save(
+            name=name,
+            enabled=data["enabled"],
+            position=data["position"],
+            options=form.options(),
+            option_keys=form.option_keys(),
+            secret=data.get("secret") or "",
+            provider=data.get("provider") or "",
+            night_sms_allowed=data.get("night_sms_allowed") or False,
+            by=request.user,
+        )
+        messages.success(request, _("已保存“%(channel)s”的设置。") % {"channel": channel.label})
+        return redirect("notices:reminder_channel_edit", channel=name)
+    return render(
+        request,
+        "notices/reminder_channel_form.html",
+        {
+            "name": name,
+            "label": channel.label,
+            "form": form,
+            "secret_saved": bool(config and config.secret),
+            "test_form": ChannelTestForm(),
+        },
+    )
+
+
+@require_POST
+@capability_required("reminder.channels")
+def reminder_channel_test(request, channel):
+    name = channel
+    channel, _config = _channel_or_404(name)
+    form = ChannelTestForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("请填写收件人。"))
+    else:
+        try:
+            address = services.reminder_channel_test(name=name, to=form.cleaned_data["to"], by=request.user)
+        except services.NoticeError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(
+                request, _("已通过“%(channel)s”向 %(to)s 发送测试消息。") % {"channel": channel.label, "to": address}
+            )
+    return redirect("notices:reminder_channel_edit", channel=name)

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from students.permissions import has_capability
+from students.permissions import has_capability, is_counsellor
 
 
 @dataclass
@@ -69,9 +69,10 @@ STAFF_MENU = [
         "notices",
         _("通知与提醒"),
         [
-            (pgettext_lazy("navigation", "通知"), "notices:notice_list", "workspace.use"),
+            (pgettext_lazy("navigation", "通知"), "notices:notice_list", "notice.read"),
             (_("日报"), "notices:digest_list", "digest.view"),
             (_("群机器人"), "notices:channel_list", "reminder.manage"),
+            (_("提醒渠道"), "notices:reminder_channels", "reminder.channels"),
         ],
     ),
     (
@@ -85,6 +86,9 @@ STAFF_MENU = [
         ],
     ),
 ]
+
+# A counsellor's workspace is their classes, not a department: its link says so.
+COUNSELLOR_LABELS = {"workspace:dashboard": pgettext_lazy("navigation", "我的班级")}
 
 # Pages reached from a menu link, by the group they belong to (view names; a trailing "_" or ":" is a prefix).
 SECTION_OF = {
@@ -105,8 +109,17 @@ def _section(view_name: str) -> str | None:
 
 
 def _staff_groups(user) -> list[Group]:
+    labels = COUNSELLOR_LABELS if is_counsellor(user) else {}
     groups = [
-        Group(key, label, [Link(text, url_name) for text, url_name, name in links if has_capability(user, name)])
+        Group(
+            key,
+            label,
+            [
+                Link(labels.get(url_name, text), url_name)
+                for text, url_name, name in links
+                if has_capability(user, name)
+            ],
+        )
         for key, label, links in STAFF_MENU
     ]
     if user.is_superuser:
@@ -121,12 +134,16 @@ def navigation(request):
         return {"nav_groups": [], "nav_links": []}
     match = getattr(request, "resolver_match", None)
     view_name = match.view_name if match else ""
-    if has_capability(user, "workspace.use"):
+    # The admissions office has no workspace but a menu of its own pages (更正, 学生).
+    if has_capability(user, "workspace.use") or has_capability(user, "flag.correct"):
         groups, links = _staff_groups(user), []
     else:
         groups = []
         # By role, not checklist.answer_own: that capability reads the student record, a query on every page.
         links = [Link(_("我的核对"), "verification:my_checks")] if user.role == user.Role.STUDENT else []
+        # A class monitor (班长/学习委员) follows the class's progress; one query, for students only.
+        if links and has_capability(user, "class.monitor"):
+            links.append(Link(_("班级进度"), "verification:class_progress"))
         links.append(Link(pgettext_lazy("navigation", "通知"), "notices:notice_list"))
         if user.is_superuser:
             links.append(Link(_("管理后台"), "admin:index"))
@@ -140,6 +157,8 @@ def navigation(request):
             group.current = group.key == section
     for link in links:
         link.current = link.url_name == view_name or (
-            link.url_name == "verification:my_checks" and view_name.startswith("verification:")
+            link.url_name == "verification:my_checks"
+            and view_name.startswith("verification:")
+            and view_name != "verification:class_progress"
         )
     return {"nav_groups": groups, "nav_links": links}

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "django_cas_ng",
     "ninja",  # the REST API (verification/api.py); serves its docs' static files locally
+    "django_htmx",  # serves htmx itself (the student checklist answers a field in place)
     "students",
     "verification",
     "notices",
@@ -245,6 +246,12 @@ SCHOOL_CODE = env.str("SCHOOL_CODE", default="19999")
 # Provinces differ on which corrections need provincial approval
 # (docs/domain.md §6.2); CHSI codes listed here override the registry's default.
 ROLL_PROVINCE_APPROVAL_FIELDS = env.list("ROLL_PROVINCE_APPROVAL_FIELDS", default=[])
+# The review chain of a flag (docs/roles.md): its steps in order, ending with the registrar.
+# "counsellor,department,registrar" puts the class's 辅导员 first; the default is department → registrar.
+REVIEW_CHAIN = env.list("REVIEW_CHAIN", default=["department", "registrar"])
+# On: flags on 专业代码/专业名称 go to the admissions office (招生办 reviewers) instead of the registrar
+# after the department step; off: every flag stays with the registrar.
+ADMISSIONS_REVIEW = env.bool("ADMISSIONS_REVIEW", default=False)
 PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000")
 # How long an outbox send (reminder, digest, robot post) may stay claimed before it counts as lost (a killed worker).
 REMINDER_LEASE_SECONDS = env.int("REMINDER_LEASE_SECONDS", default=600)
@@ -256,6 +263,9 @@ REMINDER_CHANNELS = env.list(
 )
 # No SMS in these hours (school time, HH:MM-HH:MM) unless the registrar allows it; "" sends at any hour.
 SMS_QUIET_HOURS = env.str("SMS_QUIET_HOURS", default="22:00-08:00")
+# SMS sent per minute by the whole portal (every worker together) unless the SMS settings on the 提醒渠道 page
+# give the account's own limit; the rest wait for the next minute.  0: no limit.
+SMS_PER_MINUTE = env.int("SMS_PER_MINUTE", default=600)
 # When department digests go out each morning (local time, HH:MM).
 DIGEST_TIME = env.str("DIGEST_TIME", default="07:30")
 ROSTER_MAX_ROWS = env.int("ROSTER_MAX_ROWS", default=200_000)

@@ -22,4 +22,7 @@ def home(request):
         return redirect("workspace:school")
     if has_capability(request.user, "workspace.use"):
         return redirect("workspace:dashboard")
+    # The admissions office's work is its 专业 flags.
+    if has_capability(request.user, "flag.correct"):
+        return redirect("workspace:correction_queue")
     return render(request, "students/home.html")

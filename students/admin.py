@@ -32,8 +32,9 @@ class UserAdmin(BaseUserAdmin):
     list_display = ("username", "first_name", "role", "is_active", "last_login")
     list_filter = ("role", "is_active", "departments")
     search_fields = ("username", "first_name", "last_name", "email")
-    filter_horizontal = ("departments", "groups", "user_permissions")
-    fieldsets = BaseUserAdmin.fieldsets + ((_("学籍核对"), {"fields": ("role", "departments")}),)
+    filter_horizontal = ("departments", "classes", "groups", "user_permissions")
+    # 负责院系 for secretaries, 负责班级 for counsellors (辅导员/班主任).
+    fieldsets = BaseUserAdmin.fieldsets + ((_("学籍核对"), {"fields": ("role", "departments", "classes")}),)
     add_fieldsets = BaseUserAdmin.add_fieldsets + ((_("学籍核对"), {"fields": ("role",)}),)
 
 
@@ -61,6 +62,9 @@ class ClassGroupAdmin(admin.ModelAdmin):
     list_filter = ("department", "cohort")
     search_fields = ("name",)
     list_select_related = ("department", "major", "cohort")
+    # 班长/学习委员: students of the class who see its progress after signing in (searched by 学号:
+    # a list of every student account would not fit a page).
+    autocomplete_fields = ("monitors",)
 
 
 class FindingInline(admin.TabularInline):

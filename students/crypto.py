@@ -8,11 +8,16 @@ hash (HMAC-SHA256 under ``ID_NUMBER_HASH_KEY``) is stored beside it for
 uniqueness checks and look-ups.  See docs/keys.md.
 """
 
+import base64
+import binascii
 import functools
 import hashlib
 import hmac
+import os
+import time
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from django.conf import settings
 from django.db import models
 
@@ -37,6 +42,129 @@ def decrypt(token: str) -> str:
         raise ValueError("ID number could not be decrypted: wrong or missing key in ID_NUMBER_KEYS") from None
 
 
+# URL-safe base64 (Fernet's) read by the C decoder.
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
+@functools.lru_cache(maxsize=4)
+def _key_pairs(keys: tuple[str, ...]) -> tuple[tuple[bytes, Cipher], ...]:
+    """(signing key, AES-ECB cipher of the encryption key) of each key, as Fernet splits a key."""
+    pairs = []
+    for key in keys:
+        raw = base64.urlsafe_b64decode(key.encode() if isinstance(key, str) else key)
+        pairs.append((raw[:16], Cipher(algorithms.AES(raw[16:]), modes.ECB())))
+    return tuple(pairs)
+
+
+@functools.lru_cache(maxsize=8)
+def _hmac_states(signing_key: bytes) -> tuple:
+    """HMAC-SHA256 (RFC 2104) of one key with its inner and outer pads hashed once: then each token costs
+    two copies and updates, a quarter of ``hmac.digest`` looking SHA-256 up again for every token."""
+    padded = signing_key.ljust(64, b"\0")
+    return hashlib.sha256(bytes(b ^ 0x36 for b in padded)), hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+
+
+def _mac(states: tuple, body: bytes) -> bytes:
+    inner, outer = states[0].copy(), states[1].copy()
+    inner.update(body)
+    outer.update(inner.digest())
+    return outer.digest()
+
+
+def decrypt_many(tokens) -> list:
+    """``decrypt`` of many tokens at once, for exports of tens of thousands of rows (docs/performance.md §4).
+
+    The same checks as Fernet: each token's HMAC is verified (under each key
+    in turn, as MultiFernet does) before it is decrypted, and the padding
+    after.  Fernet pays about 8 µs of CPU a token, most of it setting up
+    objects; here the ciphertext of every token under one key goes through
+    one AES call in ECB mode, and CBC's chaining (each block XOR the
+    ciphertext block before it, the first XOR the IV) is done per token,
+    which is exactly CBC decryption: about 2 µs a token.
+    ``None`` and "" pass through.
+    """
+    pairs = _key_pairs(tuple(settings.ID_NUMBER_KEYS))
+    macs = [_hmac_states(signing_key) for signing_key, _cipher in pairs]
+    results: list = list(tokens)
+    by_key: dict[int, list] = {}
+    for index, token in enumerate(results):
+        if not token:
+            continue
+        try:
+            data = binascii.a2b_base64(token.encode().translate(_URLSAFE))
+        except (ValueError, TypeError, UnicodeEncodeError):
+            data = b""
+        body, mac = data[:-32], data[-32:]
+        if len(data) < 73 or data[0] != 0x80 or (len(body) - 25) % 16:
+            raise ValueError("ID number could not be decrypted: not a Fernet token")
+        for key_index, states in enumerate(macs):
+            if hmac.compare_digest(_mac(states, body), mac):
+                by_key.setdefault(key_index, []).append((index, body[9:25], body[25:]))
+                break
+        else:
+            raise ValueError("ID number could not be decrypted: wrong or missing key in ID_NUMBER_KEYS")
+    for key_index, items in by_key.items():
+        decryptor = pairs[key_index][1].decryptor()
+        blocks = decryptor.update(b"".join(ciphertext for _i, _iv, ciphertext in items)) + decryptor.finalize()
+        offset = 0
+        for index, iv, ciphertext in items:
+            size = len(ciphertext)
+            chained = iv + ciphertext[:-16]
+            plain = (int.from_bytes(blocks[offset : offset + size], "big") ^ int.from_bytes(chained, "big")).to_bytes(
+                size, "big"
+            )
+            offset += size
+            pad = plain[-1]
+            if not 1 <= pad <= 16 or plain[-pad:] != bytes([pad]) * pad:
+                raise ValueError("ID number could not be decrypted: bad padding")
+            results[index] = plain[:-pad].decode()
+    return results
+
+
+def encrypt_many(texts) -> list[str]:
+    """``encrypt`` of many values at once, for a roster import's tens of thousands of ID numbers.
+
+    Each result is the Fernet token ``encrypt`` would make (version, time, a random IV, AES-128-CBC
+    with PKCS7 padding, HMAC-SHA256 over all of it) under the first key, so ``decrypt`` and
+    ``decrypt_many`` read it.  Fernet pays about 20 µs a token in object set-up; here block n of
+    every token goes through one AES call in ECB mode, chained per token as CBC is (plain block XOR
+    the ciphertext block before it, the first XOR the IV): 0.4–0.5 s instead of 0.6–1.25 s at 50,000.
+    """
+    texts = list(texts)
+    return _encrypt_many(texts, ivs=os.urandom(16 * len(texts)), at=int(time.time()))
+
+
+def _encrypt_many(texts: list[str], *, ivs: bytes, at: int) -> list[str]:
+    signing_key, cipher = _key_pairs(tuple(settings.ID_NUMBER_KEYS))[0]
+    padded = []
+    for text in texts:
+        data = text.encode()
+        pad = 16 - len(data) % 16
+        padded.append(data + bytes([pad]) * pad)
+    previous = [ivs[16 * i : 16 * i + 16] for i in range(len(texts))]
+    ciphertexts = [b""] * len(texts)
+    encryptor = cipher.encryptor()
+    for position in range(0, max(map(len, padded), default=0), 16):
+        todo = [i for i, data in enumerate(padded) if len(data) > position]
+        mixed = b"".join(
+            (int.from_bytes(padded[i][position : position + 16], "big") ^ int.from_bytes(previous[i], "big")).to_bytes(
+                16, "big"
+            )
+            for i in todo
+        )
+        out = encryptor.update(mixed)
+        for n, i in enumerate(todo):
+            previous[i] = block = out[16 * n : 16 * n + 16]
+            ciphertexts[i] += block
+    encryptor.finalize()
+    prefix = b"\x80" + at.to_bytes(8, "big")
+    tokens = []
+    for i, ciphertext in enumerate(ciphertexts):
+        body = prefix + ivs[16 * i : 16 * i + 16] + ciphertext
+        tokens.append(base64.urlsafe_b64encode(body + hmac.digest(signing_key, body, "sha256")).decode())
+    return tokens
+
+
 def rotate(token: str) -> str:
     """The same value encrypted under the current first key."""
     return fernet().rotate(token.encode()).decode()
@@ -45,7 +173,8 @@ def rotate(token: str) -> str:
 def keyed_hash(text: str) -> str:
     if not text:
         return ""
-    return hmac.new(settings.ID_NUMBER_HASH_KEY.encode(), text.encode(), hashlib.sha256).hexdigest()
+    # One-shot HMAC: a third faster than building an hmac object, over a whole roster's ID numbers.
+    return hmac.digest(settings.ID_NUMBER_HASH_KEY.encode(), text.encode(), "sha256").hex()
 
 
 class EncryptedTextField(models.TextField):

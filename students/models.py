@@ -15,6 +15,10 @@ class User(AbstractUser):
     class Role(models.TextChoices):
         STUDENT = "student", _("学生")
         SECRETARY = "secretary", _("院系秘书")
+        # 辅导员/班主任: the classes in ``classes``, possibly of two departments.
+        COUNSELLOR = "counsellor", _("辅导员/班主任")
+        # 招生办: flags on 专业代码/专业名称 across the school (settings.ADMISSIONS_REVIEW).
+        ADMISSIONS = "admissions", _("招生办审核")
         REGISTRAR = "registrar", _("学籍科")
         ADMIN = "admin", _("系统管理员")
 
@@ -25,6 +29,13 @@ class User(AbstractUser):
         blank=True,
         related_name="secretaries",
         help_text=_("院系秘书可查看的院系"),
+    )
+    classes = models.ManyToManyField(
+        "ClassGroup",
+        verbose_name=_("负责班级"),
+        blank=True,
+        related_name="counsellors",
+        help_text=_("辅导员/班主任可查看的班级，可跨院系"),
     )
 
     class Meta:
@@ -38,6 +49,14 @@ class User(AbstractUser):
     @property
     def is_secretary(self) -> bool:
         return self.is_active and self.role == self.Role.SECRETARY
+
+    @property
+    def is_counsellor(self) -> bool:
+        return self.is_active and self.role == self.Role.COUNSELLOR
+
+    @property
+    def is_admissions(self) -> bool:
+        return self.is_active and self.role == self.Role.ADMISSIONS
 
 
 class Department(models.Model):
@@ -92,6 +111,14 @@ class ClassGroup(models.Model):
     department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="classes")
     major = models.ForeignKey(Major, on_delete=models.PROTECT, null=True, blank=True, related_name="classes")
     cohort = models.ForeignKey(Cohort, on_delete=models.PROTECT, null=True, blank=True, related_name="classes")
+    # 班长/学习委员: students of the class who see its progress (names of those not finished) after signing in.
+    monitors = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("班长/学习委员"),
+        blank=True,
+        related_name="monitored_classes",
+        limit_choices_to={"role": "student"},
+    )
 
     class Meta:
         ordering = ["department__name", "name"]
@@ -119,7 +146,9 @@ class Student(models.Model):
     id_type = models.CharField(_("证件类型"), max_length=32, default=IdType.RESIDENT)
     # Encrypted at rest; the keyed hash beside it serves uniqueness checks and look-ups.
     id_number = EncryptedTextField(_("证件号码"))
-    id_number_hash = KeyedHashField(source="id_number", db_index=True)
+    # Indexed in Meta: db_index would add a varchar_pattern_ops twin that no look-up uses and that costs
+    # about a fifth of a roster's insert (random 64-character keys, docs/performance.md §3).
+    id_number_hash = KeyedHashField(source="id_number")
     political_status = models.CharField(_("政治面貌"), max_length=40, blank=True)
     ethnicity = models.CharField(_("民族"), max_length=40, blank=True)
     origin_province = models.CharField(_("生源省市"), max_length=40, blank=True)
@@ -186,6 +215,7 @@ class Student(models.Model):
             # columns; this lets PostgreSQL read them from the index instead of
             # the wide rows (2.4x faster at 50,000 students, bench/dashboards.py).
             models.Index(fields=["id", "department", "cohort", "class_group"], name="student_scope"),
+            models.Index(fields=["id_number_hash"], name="student_id_number_hash"),
         ]
         verbose_name = _("学籍信息")
         verbose_name_plural = _("学籍信息")

@@ -79,7 +79,9 @@ def clean_text(value) -> str:
 
 def compact(value) -> str:
     """Text with every inner space removed (names, identifiers)."""
-    return _SPACES.sub("", clean_text(value))
+    text = clean_text(value)
+    # Letters and digits only (most names and identifiers) hold no space: the regex is skipped.
+    return text if text.isalnum() else _SPACES.sub("", text)
 
 
 def normalise_identifier(value) -> str:

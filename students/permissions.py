@@ -9,6 +9,7 @@ whole school; the bypass lives here and nowhere else.
 
 from functools import wraps
 
+from django.conf import settings
 from django.contrib.auth.mixins import AccessMixin
 from django.db.models import QuerySet
 from django.http import Http404
@@ -26,16 +27,71 @@ def is_secretary(user) -> bool:
 
 
 def is_staff_member(user) -> bool:
-    """Registrar staff or a department secretary: anyone with a workspace."""
+    """Registrar staff or a department secretary: anyone with a department or school workspace."""
     return is_registrar(user) or is_secretary(user)
 
 
+def is_counsellor(user) -> bool:
+    """辅导员/班主任: some classes (possibly of two departments), never a whole department."""
+    return bool(user and user.is_authenticated and user.is_counsellor)
+
+
+def is_class_staff(user) -> bool:
+    """Anyone with a workspace of classes: a counsellor, a secretary or registrar staff."""
+    return is_staff_member(user) or is_counsellor(user)
+
+
+def is_admissions(user) -> bool:
+    """招生办 reviewer: the whole school, but only flags on the admissions fields."""
+    return bool(user and user.is_authenticated and user.is_admissions)
+
+
+# 专业代码 and 专业名称 are the admissions office's (the seed: "专业名称以录取专业为准，如有异议请联系
+# 培养单位招生部门"); settings.ADMISSIONS_REVIEW sends their flags there instead of the registrar.
+ADMISSIONS_FIELDS = ("ZYDM", "ZYMC")
+
+
+def admissions_review_on() -> bool:
+    return bool(getattr(settings, "ADMISSIONS_REVIEW", False))
+
+
+def flag_fields_for(user) -> tuple[str, ...] | None:
+    """The field codes whose flags the user may see, or None for every field."""
+    if is_admissions(user):
+        return ADMISSIONS_FIELDS if admissions_review_on() else ()
+    return None
+
+
+# The review chain's levels, lowest first (verification.models.ReviewLevel holds the labels).
+REVIEW_RANK = {"counsellor": 0, "department": 1, "registrar": 2, "admissions": 2}
+
+
+def review_level_of(user) -> str:
+    """The step of the review chain the user acts at; "" for students."""
+    if is_registrar(user):
+        return "registrar"
+    if is_secretary(user):
+        return "department"
+    if is_counsellor(user):
+        return "counsellor"
+    if is_admissions(user):
+        return "admissions"
+    return ""
+
+
+def counsellors_review() -> bool:
+    """The school's chain starts with the class's counsellor (settings.REVIEW_CHAIN)."""
+    return "counsellor" in getattr(settings, "REVIEW_CHAIN", ())
+
+
 def departments_for(user) -> QuerySet[Department]:
-    """The departments whose students the user may see."""
+    """The departments whose students the user may see (a counsellor's: those of their classes)."""
     if is_registrar(user):
         return Department.objects.all()
     if is_secretary(user):
         return user.departments.all()
+    if is_counsellor(user):
+        return Department.objects.filter(pk__in=user.classes.values("department_id"))
     return Department.objects.none()
 
 
@@ -47,12 +103,20 @@ def students_for(user) -> QuerySet[Student]:
         return Student.objects.all()
     if is_secretary(user):
         return Student.objects.filter(department__in=user.departments.all())
+    if is_counsellor(user):
+        return Student.objects.filter(class_group__in=user.classes.all())
+    if is_admissions(user):
+        # Only students with a flag on the admissions fields: nobody else's record is theirs to open.
+        flagged = Student.objects.filter(checklists__flags__field_code__in=flag_fields_for(user))
+        return Student.objects.filter(pk__in=flagged.values("pk"))
     return Student.objects.filter(user=user)
 
 
 def classes_for(user) -> QuerySet[ClassGroup]:
     if is_registrar(user):
         return ClassGroup.objects.all()
+    if is_counsellor(user):
+        return user.classes.all()
     return ClassGroup.objects.filter(department__in=departments_for(user))
 
 
@@ -93,15 +157,16 @@ def _in_scope(user, obj) -> bool:
     if is_registrar(user):
         return True
     if isinstance(obj, Department):
-        return departments_for(user).filter(pk=obj.pk).exists()
+        # A counsellor holds classes, not their departments: department-wide actions are not theirs.
+        return is_secretary(user) and departments_for(user).filter(pk=obj.pk).exists()
     if isinstance(obj, ClassGroup):
         return classes_for(user).filter(pk=obj.pk).exists()
     return students_for(user).filter(pk=_student_id_of(obj)).exists()
 
 
 def can_use_workspace(user, obj=None) -> bool:
-    """A department or school workspace: dashboards, class pages, the student list, 2FA set-up."""
-    return is_staff_member(user) and _in_scope(user, obj)
+    """A department, class or school workspace: dashboards, class pages, the student list, 2FA set-up."""
+    return is_class_staff(user) and _in_scope(user, obj)
 
 
 def can_view_school(user, obj=None) -> bool:
@@ -110,8 +175,9 @@ def can_view_school(user, obj=None) -> bool:
 
 
 def can_view_student(user, obj=None) -> bool:
-    """A student's record as staff see it (ID number masked)."""
-    return is_staff_member(user) and _in_scope(user, obj)
+    """A student's record as staff see it (ID number masked); the admissions office's, of students with
+    a flag on its fields."""
+    return (is_class_staff(user) or (is_admissions(user) and admissions_review_on())) and _in_scope(user, obj)
 
 
 def can_reveal_id_number(user, obj=None) -> bool:
@@ -121,7 +187,7 @@ def can_reveal_id_number(user, obj=None) -> bool:
 
 def can_record_for_student(user, obj=None) -> bool:
     """Record answers on a student's behalf from a signed paper form (代为登记)."""
-    return is_staff_member(user) and _in_scope(user, obj)
+    return is_class_staff(user) and _in_scope(user, obj)
 
 
 def can_import_roster(user, obj=None) -> bool:
@@ -144,22 +210,59 @@ def can_manage_api_clients(user, obj=None) -> bool:
 
 def can_share_class_progress(user, obj=None) -> bool:
     """Create or revoke a class progress link for the class WeChat group."""
-    return is_staff_member(user) and _in_scope(user, obj)
+    return is_class_staff(user) and _in_scope(user, obj)
+
+
+def _reviews_at(user, obj) -> bool:
+    """A flag waits at a step of the chain: its own step's reviewer or a higher one may act on it."""
+    level = getattr(obj, "review_level", None)
+    if level is None:
+        return True
+    return REVIEW_RANK.get(review_level_of(user), -1) >= REVIEW_RANK.get(level, 0)
+
+
+def _flag_field_allowed(user, obj) -> bool:
+    fields = flag_fields_for(user)
+    return fields is None or obj is None or getattr(obj, "field_code", None) in fields
 
 
 def can_review_flag(user, obj=None) -> bool:
-    """The department step: forward a submitted flag to the registrar or return it to the student."""
-    return is_staff_member(user) and _in_scope(user, obj)
+    """The steps before the registrar (settings.REVIEW_CHAIN): the counsellor's, then the department's.
+    Forward a submitted flag to the next step or return it to the student; a higher step may act for a
+    lower one, never the reverse."""
+    if is_counsellor(user):
+        if not counsellors_review():
+            return False
+    elif not is_staff_member(user):
+        return False
+    return _in_scope(user, obj) and _reviews_at(user, obj)
 
 
 def can_correct_flag(user, obj=None) -> bool:
-    """The registrar steps: accept, submit to CHSI, mark corrected, return a forwarded flag."""
+    """The registrar steps: accept, submit to CHSI, mark corrected, return a forwarded flag.  The
+    admissions office holds them for flags on its fields when the school routes those there."""
+    if is_admissions(user):
+        return admissions_review_on() and _flag_field_allowed(user, obj) and _in_scope(user, obj)
     return is_registrar(user) and _in_scope(user, obj)
 
 
 def can_note_flag(user, obj=None) -> bool:
-    """Add a staff note to a flag's history."""
+    """Add a staff note to a flag's history (each step of the chain, within its scope)."""
+    if is_admissions(user):
+        return admissions_review_on() and _flag_field_allowed(user, obj) and _in_scope(user, obj)
+    if is_counsellor(user):
+        return counsellors_review() and _in_scope(user, obj)
     return is_staff_member(user) and _in_scope(user, obj)
+
+
+def can_monitor_class(user, obj=None) -> bool:
+    """班长/学习委员: see their class's progress after signing in (counts and the names of those not done)."""
+    if not (user and user.is_authenticated) or user.role != User.Role.STUDENT:
+        return False
+    classes = user.monitored_classes.all()
+    if obj is None:
+        return classes.exists()
+    return isinstance(obj, ClassGroup) and classes.filter(pk=obj.pk).exists()
 
 
 def can_answer_own(user, obj=None) -> bool:
@@ -171,8 +274,14 @@ def can_answer_own(user, obj=None) -> bool:
 
 
 def can_export_department_lists(user, obj=None) -> bool:
-    """Class sign-off sheets, the department's error list and unverified list, within the user's scope."""
+    """The department's error list and unverified list, within the user's scope."""
     return is_staff_member(user) and _in_scope(user, obj)
+
+
+def can_export_class_lists(user, obj=None) -> bool:
+    """Per-class lists: the class sign-off sheet and the error list of chosen classes, within the user's
+    classes (a counsellor's own; a secretary's, their departments')."""
+    return is_class_staff(user) and _in_scope(user, obj)
 
 
 def can_export_school_lists(user, obj=None) -> bool:
@@ -190,6 +299,12 @@ def can_edit_notices(user, obj=None) -> bool:
     return is_registrar(user)
 
 
+def can_read_notices(user, obj=None) -> bool:
+    """Read every published notice as staff do, whatever its audience (students read those meant for
+    them): class staff and the admissions office."""
+    return is_class_staff(user) or is_admissions(user)
+
+
 def can_view_notice_drafts(user, obj=None) -> bool:
     """See notices that are not (yet) published."""
     return is_registrar(user)
@@ -205,9 +320,14 @@ def can_manage_reminders(user, obj=None) -> bool:
     return is_registrar(user)
 
 
+def can_configure_channels(user, obj=None) -> bool:
+    """The school's reminder channels (SMS, WeCom, DingTalk, e-mail): their order and credentials."""
+    return is_registrar(user)
+
+
 def can_remind_class(user, obj=None) -> bool:
     """Send a "remind now" to a class's students who are not done."""
-    return is_staff_member(user) and _in_scope(user, obj)
+    return is_class_staff(user) and _in_scope(user, obj)
 
 
 def can_view_digests(user, obj=None) -> bool:
@@ -271,13 +391,17 @@ CAPABILITIES = {
     "flag.correct": can_correct_flag,
     "flag.note": can_note_flag,
     "checklist.answer_own": can_answer_own,
+    "class.monitor": can_monitor_class,
     "export.department_lists": can_export_department_lists,
+    "export.class_lists": can_export_class_lists,
     "export.school_lists": can_export_school_lists,
     "export.access_log": can_export_access_log,
     "notice.edit": can_edit_notices,
+    "notice.read": can_read_notices,
     "notice.view_drafts": can_view_notice_drafts,
     "notice.view_stats": can_view_notice_stats,
     "reminder.manage": can_manage_reminders,
+    "reminder.channels": can_configure_channels,
     "reminder.remind_class": can_remind_class,
     "digest.view": can_view_digests,
     "ticket.manage": can_manage_tickets,

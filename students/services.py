@@ -8,16 +8,18 @@ is a stable interface (README, "Roster import report").
 
 import datetime
 import hashlib
-import io
 import logging
+import operator
 from collections import ChainMap, Counter, defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -199,12 +201,15 @@ def _fingerprinter(table):
     return fingerprint
 
 
+_MISSING = object()
+
+
 @dataclass
 class Parsed:
     """The file's rows, normalised; rows identical to a stored record's last import are only named."""
 
     rows: list  # (row number, values)
-    fingerprints: dict  # 学号 → fingerprint of its row
+    fingerprints: dict  # 学号 → fingerprint of its row (rows not in ``unchanged``)
     unchanged: set  # 学号 whose row is identical to the one their record was imported from
 
 
@@ -216,7 +221,7 @@ def _parse_rows(table, report: ImportReport, *, known: dict | None = None) -> Pa
     duplicate and number-cell checks), not every field again.
     """
     rules = _column_rules(table)
-    identifier_rules = [rule for rule in rules if rule[5]]
+    identifier_columns = [(index, key, code) for index, key, code, *_rest, is_identifier in rules if is_identifier]
     keys = set(table.columns.values())
     if not keys & {"department_name", "branch"}:
         raise RosterFileError(
@@ -227,33 +232,44 @@ def _parse_rows(table, report: ImportReport, *, known: dict | None = None) -> Pa
     first_row_of: dict[str, int] = {}
     # Most columns repeat a few hundred values (school, major, class…): each distinct
     # raw value is normalised once per column and the result shared.
-    caches = {index: {} for index, key, *_rest in rules if key in _Shared.KEYS}
+    # Dates too: 50,000 birth dates are a few thousand distinct days.
+    caches = {
+        index: {}
+        for index, key, *_rest in rules
+        if key in _Shared.KEYS or (key in roll_fields.BY_KEY and roll_fields.BY_KEY[key].is_date)
+    }
+    rules = [(*rule, caches.get(rule[0])) for rule in rules]
     fingerprint = _fingerprinter(table)
     known = known or {}
     parsed = Parsed(rows=[], fingerprints={}, unchanged=set())
     number_cells = defaultdict(list)
     for row_number, cells in table.rows:
-        if not any(cell not in ("", None) and str(cell).strip() for cell in cells):
+        digest = fingerprint(cells)
+        # A row imported before is not blank: the blank test is for the rows not seen before.
+        same_as = known.get(digest)
+        if not same_as and not any(cell not in ("", None) and str(cell).strip() for cell in cells):
             continue  # blank rows are skipped
         if len(parsed.rows) >= max_rows:
             raise RosterFileError(_("文件超过 %(max)s 行，请分批导入") % {"max": max_rows}, row=row_number)
-        values, row_errors = {}, set()
         width = len(cells)
-        digest = fingerprint(cells)
-        same_as = known.get(digest)
         if same_as:
             # Imported before exactly as it is: only number cells are looked at (their column check).
             values = {"student_number": same_as}
-            for index, key, code, *_rest in identifier_rules:
+            for index, key, code in identifier_columns:
                 raw = cells[index] if index < width else None
-                if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+                if raw.__class__ is not str and isinstance(raw, (int, float)) and not isinstance(raw, bool):
                     values[key] = str(int(raw))
                     number_cells[(key, code)].append((row_number, table.where(index)))
             parsed.unchanged.add(same_as)
-            _note_number(same_as, row_number, first_row_of, parsed, digest, report)
+            if same_as in first_row_of:
+                _note_number(same_as, row_number, first_row_of, parsed, digest, report)
+            else:
+                # Its fingerprint is stored already: not kept here (22 MB at 200,000 rows).
+                first_row_of[same_as] = row_number
             parsed.rows.append((row_number, values))
             continue
-        for index, key, code, normaliser, max_length, is_identifier in rules:
+        values, row_errors = {}, set()
+        for index, key, code, normaliser, max_length, is_identifier, cache in rules:
             raw = cells[index] if index < width else None
             if is_identifier and isinstance(raw, (int, float)) and not isinstance(raw, bool):
                 try:
@@ -263,10 +279,11 @@ def _parse_rows(table, report: ImportReport, *, known: dict | None = None) -> Pa
                     row_errors.add(code)
                     continue
                 number_cells[(key, code)].append((row_number, table.where(index)))
-            cache = caches.get(index)
-            if cache is not None and raw in cache:
-                values[key] = cache[raw]
-                continue
+            if cache is not None:
+                value = cache.get(raw, _MISSING)
+                if value is not _MISSING:
+                    values[key] = value
+                    continue
             try:
                 value = normaliser(raw)
             except ValueError as exc:
@@ -377,6 +394,7 @@ class _Groups:
         self.majors = {(m.code, m.name): m.id for m in Major.objects.all()}
         self.cohorts = {(c.admission_year, c.level): c.id for c in Cohort.objects.all()}
         self.classes = {(c.department_id, c.name): c.id for c in ClassGroup.objects.all()}
+        self.placements: dict[tuple, dict] = {}
 
     def ensure(self, records: list[dict]):
         for name in {_department_name(r) for r in records} - self.departments.keys():
@@ -398,24 +416,36 @@ class _Groups:
                 ).id
 
     def placement(self, record: dict) -> dict:
-        department_id = self.departments.get(_department_name(record))
-        return {
-            "department_id": department_id,
-            "major_id": self.majors.get(_major_key(record)),
-            "cohort_id": self.cohorts.get(_cohort_key(record)),
-            "class_group_id": self.classes.get((department_id, record.get("class_name"))),
-        }
+        """The record's group ids (one shared dict per combination: callers copy it, never change it)."""
+        major, cohort = _major_key(record), _cohort_key(record)
+        key = (_department_name(record), major, cohort, record.get("class_name"))
+        found = self.placements.get(key)
+        if found is None:
+            department_id = self.departments.get(key[0])
+            found = self.placements[key] = {
+                "department_id": department_id,
+                "major_id": self.majors.get(major),
+                "cohort_id": self.cohorts.get(cohort),
+                "class_group_id": self.classes.get((department_id, key[3])),
+            }
+        return found
 
 
 def _duplicate_ids(hashes: dict, light: dict) -> dict[str, list[str]]:
     """Keyed hash of a 证件号码 → every 学号 holding it, across the file and the rest of the school."""
+    others = {number: id_hash for number, (_pk, id_hash) in light.items() if id_hash and number not in hashes}
+    # Counting first: only the few shared hashes get a list of holders.
+    counts = Counter(hashes.values())
+    counts.update(others.values())
+    shared = {key for key, count in counts.items() if count > 1}
+    if not shared:
+        return {}
     holders: dict[str, set] = defaultdict(set)
-    for number, (_pk, id_hash) in light.items():
-        if number not in hashes and id_hash:
-            holders[id_hash].add(number)
-    for number, id_hash in hashes.items():
-        holders[id_hash].add(number)
-    return {key: sorted(numbers) for key, numbers in holders.items() if len(numbers) > 1}
+    for source in (others, hashes):
+        for number, id_hash in source.items():
+            if id_hash in shared:
+                holders[id_hash].add(number)
+    return {key: sorted(numbers) for key, numbers in holders.items()}
 
 
 PLACEMENT_KEYS = ("department_id", "major_id", "cohort_id", "class_group_id")
@@ -451,11 +481,12 @@ def roster_import(
     today = today or timezone.localdate()
     started = timezone.now()
     table = None
+    known = (lambda: {}) if source else _prefetch_fingerprints()
     try:
         table = open_roster(path, max_rows=settings.ROSTER_MAX_ROWS, encoding=encoding, mapping=mapping)
         report.ignored_columns = table.ignored_columns
         report.warnings.extend(table.warnings)
-        parsed = _parse_rows(table, report, known={} if source else _known_fingerprints())
+        parsed = _parse_rows(table, report, known=known())
     except RosterFileError as exc:
         report.error(exc.row, exc.field, exc.message)
         report.header_candidates = exc.headers
@@ -472,13 +503,14 @@ def roster_import(
         return _import_source(report, source, file_name, parsed.rows, imported_by, started)
 
     with transaction.atomic():
+        _lock_imports()
         to_save, findings, refreshed = _compare(parsed, report, today=today)
         if dry_run:
             transaction.set_rollback(True)
         else:
             run = _record(report, file_name, imported_by, started, RosterImport.Status.APPLIED)
             _write_students(to_save, sorted({key for _row, values in parsed.rows for key in values}))
-            _write_findings([r["student_number"] for r in to_save] + refreshed, findings, run)
+            _write_findings(to_save, refreshed, findings, run)
             _mark_missing(run, [values["student_number"] for _row, values in parsed.rows], full=full)
             _after_import(report)
     if dry_run:
@@ -486,13 +518,52 @@ def roster_import(
     return report
 
 
+# pg_advisory_xact_lock key of CHSI roster imports ("Roll").
+IMPORT_LOCK = 0x526F6C6C
+
+
+def _lock_imports():
+    """One CHSI roster import at a time: each compares the file with the records it then writes over."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [IMPORT_LOCK])
+
+
+def _prefetch_fingerprints():
+    """A function returning the stored fingerprints, which are read while the file is.
+
+    On PostgreSQL outside a transaction the query runs in a thread on its own connection
+    while calamine reads the sheet (it releases the GIL): 0.1–0.2 s of a 1.5 s re-import.
+    Inside a transaction (a caller's atomic block, tests) it must see that transaction's rows,
+    so it runs at once."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        known = _known_fingerprints()
+        return lambda: known
+    executor = ThreadPoolExecutor(max_workers=1)
+    future = executor.submit(_known_fingerprints_on_own_connection)
+    executor.shutdown(wait=False)
+    return future.result
+
+
+def _known_fingerprints_on_own_connection() -> dict[str, str]:
+    try:
+        return _known_fingerprints()
+    finally:
+        connection.close()  # the thread's own connection, never reused
+
+
 def _known_fingerprints() -> dict[str, str]:
     """Stored row fingerprint → 学号, for recognising rows imported before exactly as they are."""
-    return dict(Student.objects.exclude(row_fingerprint="").values_list("row_fingerprint", "student_number"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT row_fingerprint, student_number FROM {connection.ops.quote_name(Student._meta.db_table)} "
+            "WHERE row_fingerprint <> ''"
+        )
+        return dict(cursor.fetchall())
 
 
-def _compare(parsed: Parsed, report: ImportReport, *, today) -> tuple[list[dict], list, list[str]]:
-    """What to write: the records to save, every finding to store, and unchanged 学号 whose findings are redone.
+def _compare(parsed: Parsed, report: ImportReport, *, today) -> tuple[list[dict], list, dict[str, int]]:
+    """What to write: the records to save, every finding to store, and unchanged 学号 (→ id) whose findings are redone.
 
     Counts and warnings go to ``report``.  Unchanged rows (same fingerprint) keep
     their stored findings, which are reported again, so the report of a re-import
@@ -541,7 +612,7 @@ def _compare(parsed: Parsed, report: ImportReport, *, today) -> tuple[list[dict]
         for row, values in changed_rows
     ]
     groups.ensure([record for _row, _values, record in merged])
-    to_save, findings = [], []
+    to_save, findings, respelled = [], [], []
 
     def found(number, row_number, record):
         for finding in record_findings(record, today=today):
@@ -554,9 +625,12 @@ def _compare(parsed: Parsed, report: ImportReport, *, today) -> tuple[list[dict]
 
     for row_number, values, record in merged:
         number = values["student_number"]
+        old = existing.get(number)
+        if old is not None:
+            # Flattened once here: a ChainMap look-up costs five times a dict's, and findings make dozens a row.
+            record = {**old, **values}
         found(number, row_number, record)
         placement = groups.placement(record)
-        old = existing.get(number)
         fingerprint = {"row_fingerprint": parsed.fingerprints.get(number, ""), "id_number_hash": hashes[number]}
         if old is None:
             report.created += 1
@@ -573,12 +647,15 @@ def _compare(parsed: Parsed, report: ImportReport, *, today) -> tuple[list[dict]
             report.unchanged += 1
             if old.get("row_fingerprint") != fingerprint["row_fingerprint"]:
                 # Same values spelled differently (a number cell, another format): remember this spelling.
-                Student.objects.filter(pk=old["id"]).update(row_fingerprint=fingerprint["row_fingerprint"])
+                respelled.append((old["id"], fingerprint["row_fingerprint"]))
             continue
         report.updated += 1
         if changed:
             report.changes[old["id"]] = changed
-        to_save.append({**old, **values, **placement, **fingerprint, "version": old["version"] + 1})
+        # An unchanged ID number keeps its ciphertext (id_token) instead of being encrypted again.
+        kept = old["id_number_hash"] == hashes[number] and bool(old["id_token"])
+        to_save.append({**record, **placement, **fingerprint, "version": old["version"] + 1, "id_kept": kept})
+    _save_fingerprints(respelled)
     for number in sorted(redo):
         found(number, row_of[number], redo_records[number])
     report.unchanged += len(unchanged)
@@ -590,7 +667,25 @@ def _compare(parsed: Parsed, report: ImportReport, *, today) -> tuple[list[dict]
         report.warn(row_number, finding.field_code, finding.kind, finding.message)
     # Only new findings are written: an unchanged record keeps the rows it has.
     new_findings = [item for item in findings if item[0] not in unchanged or item[0] in redo]
-    return to_save, new_findings, sorted(redo)
+    return to_save, new_findings, {number: light[number][0] for number in sorted(redo)}
+
+
+def _save_fingerprints(pairs: list[tuple[int, str]]):
+    """Store new fingerprints of unchanged records: one statement, not one per record (a whole
+    roster saved in another format would otherwise be 50,000 UPDATEs)."""
+    if not pairs:
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {connection.ops.quote_name(Student._meta.db_table)} AS s SET row_fingerprint = v.fingerprint "
+                "FROM unnest(%s::bigint[], %s::text[]) AS v(id, fingerprint) WHERE s.id = v.id",
+                [_pg_array(pk for pk, _f in pairs), _pg_array(f for _pk, f in pairs)],
+            )
+        return
+    Student.objects.bulk_update(
+        [Student(pk=pk, row_fingerprint=fingerprint) for pk, fingerprint in pairs], ["row_fingerprint"], batch_size=500
+    )
 
 
 def _all_unchanged(parsed: Parsed, report: ImportReport):
@@ -606,7 +701,7 @@ def _all_unchanged(parsed: Parsed, report: ImportReport):
     found.sort(key=lambda item: item[0])
     for row, finding in found:
         report.warn(row, finding.field_code, finding.kind, finding.message)
-    return [], [], []
+    return [], [], {}
 
 
 def _stored_findings(student_ids: set) -> dict[int, list[Finding]]:
@@ -621,11 +716,12 @@ def _stored_findings(student_ids: set) -> dict[int, list[Finding]]:
 
 
 def _write_students(records: list[dict], file_keys: list[str]):
-    """One INSERT … ON CONFLICT (学号) DO UPDATE for new and changed records alike.
+    """Write new and changed records (an upsert by 学号).
 
-    On PostgreSQL the rows travel by COPY into a temporary table first (the
-    fastest way in, docs/performance.md); elsewhere ``bulk_create`` a batch at
-    a time, so that 50,000 model instances never coexist.
+    On PostgreSQL new records are COPYed into the table and changed ones through
+    a temporary table and ``INSERT … ON CONFLICT`` (docs/performance.md §5);
+    elsewhere ``bulk_create(update_conflicts=True)`` a batch at a time, so that
+    50,000 model instances never coexist.
     """
     if not records:
         return
@@ -650,6 +746,7 @@ def _write_students(records: list[dict], file_keys: list[str]):
 
 # COPY's text format: backslash, tab, newline and carriage return are escaped; NULL is \\N.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+COPY_CHUNK = 2000
 
 
 def _copy_text(value) -> str:
@@ -664,43 +761,89 @@ def _copy_text(value) -> str:
     return str(value).translate(_COPY_ESCAPES)
 
 
+class _CopyStream:
+    """A file for ``copy_expert`` that yields COPY text a chunk of rows at a time, so that the
+    whole roster's text (70 MB at 50,000 students) never sits in memory at once."""
+
+    def __init__(self, chunks):
+        self.chunks = iter(chunks)
+
+    def read(self, size=-1):
+        return next(self.chunks, "")
+
+    readline = read
+
+
+def _copy_lines(records: list[dict], names: list[str], now) -> Iterator[str]:
+    """COPY text of the records, ``names`` in order: text columns first, then the others."""
+    defaults = {f.attname: f.get_default() for f in Student._meta.concrete_fields}
+    defaults.update(created_at=now, updated_at=now, id_number="", id_token="", id_kept=False)
+    text_names = [n for n in names if n in _TEXT_COLUMNS and n != "id_number"]
+    other_names = [n for n in names if n not in _TEXT_COLUMNS]
+    assert names == [*text_names, "id_number", *other_names]
+    # A record over the defaults, read by one itemgetter: C speed instead of 40 dict.get calls a row.
+    texts = operator.itemgetter(*text_names)
+    others = operator.itemgetter(*other_names)
+    # Dates and ids repeat: each distinct value is converted once per column.
+    caches = [{} for _name in other_names]
+    for start in range(0, len(records), COPY_CHUNK):
+        chunk = [{**defaults, **record} for record in records[start : start + COPY_CHUNK]]
+        # New and changed ID numbers are encrypted a chunk at a time; a kept one is already ciphertext.
+        plain = [full["id_number"] if full["id_number"] and not full["id_kept"] else "" for full in chunk]
+        tokens = iter(crypto.encrypt_many([text for text in plain if text]))
+        lines = []
+        for full, text in zip(chunk, plain, strict=True):
+            try:
+                # NUL (which PostgreSQL text cannot hold) joins the text cells, to become the tabs after escaping.
+                line = "\x00".join(texts(full))
+            except TypeError:  # a value that is not text: the slow way
+                line = "\t".join([_copy_text(value) for value in texts(full)])
+            else:
+                # Checking first is much faster than translating Chinese text character by character.
+                if "\\" in line or "\t" in line or "\n" in line or "\r" in line:
+                    line = line.translate(_COPY_ESCAPES)
+                line = line.replace("\x00", "\t")
+            cells = [line, next(tokens) if text else full["id_token"]]  # Fernet tokens are base64: no escapes
+            for value, cache in zip(others(full), caches, strict=True):
+                try:
+                    cells.append(cache[value])
+                except KeyError:
+                    cells.append(cache.setdefault(value, _copy_text(value)))
+            lines.append("\t".join(cells))
+        yield "\n".join(lines) + "\n"
+
+
+_TEXT_COLUMNS = frozenset(
+    f.attname for f in Student._meta.concrete_fields if isinstance(f, (models.CharField, models.TextField))
+)
+
+
 def _copy_upsert(records: list[dict], update_fields: list[str]):
     fields = [f for f in Student._meta.concrete_fields if f.attname != "id"]
-    now = timezone.now()
-    defaults = {f.attname: f.get_default() for f in fields}
-    defaults.update(created_at=now, updated_at=now)
-    # Columns whose value is the same for every row are written once, not converted 50,000 times.
-    constant = {"updated_at": _copy_text(now)}
+    text = [f for f in fields if f.attname in _TEXT_COLUMNS and f.attname != "id_number"]
+    fields = [*text, Student._meta.get_field("id_number"), *(f for f in fields if f.attname not in _TEXT_COLUMNS)]
     names = [f.attname for f in fields]
-    out = io.StringIO()
-    write = out.write
-    for record in records:
-        get = record.get
-        cells = []
-        for name in names:
-            if name in constant:
-                cells.append(constant[name])
-            elif name == "id_number":
-                # A changed or new ID number is encrypted here; a kept one is already ciphertext.
-                plain = get("id_number")
-                cells.append(_copy_text(crypto.encrypt(plain) if plain else get("id_token", "")))
-            else:
-                cells.append(_copy_text(get(name, defaults[name])))
-        write("\t".join(cells))
-        write("\n")
-    out.seek(0)
-    table = Student._meta.db_table
+    table = connection.ops.quote_name(Student._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     updates = ", ".join(
         f"{connection.ops.quote_name(Student._meta.get_field(name).column)} = EXCLUDED."
         f"{connection.ops.quote_name(Student._meta.get_field(name).column)}"
         for name in update_fields
     )
+    now = timezone.now()
+    # New students go straight into the table: imports are serialised (_lock_imports), so none of them
+    # can have appeared since _compare looked.  Stored ones travel through a temporary table.
+    new = [r for r in records if not r.get("id")]
+    stored = [r for r in records if r.get("id")] if len(new) < len(records) else []
     with connection.cursor() as cursor:
+        if new:
+            cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", _CopyStream(_copy_lines(new, names, now)))
+        if not stored:
+            return
         cursor.execute(
             f"CREATE TEMPORARY TABLE roster_rows ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA"
         )
-        cursor.copy_expert(f"COPY roster_rows ({columns}) FROM STDIN", out)
+        cursor.copy_expert(f"COPY roster_rows ({columns}) FROM STDIN", _CopyStream(_copy_lines(stored, names, now)))
         cursor.execute(
             f"INSERT INTO {table} ({columns}) SELECT {columns} FROM roster_rows "
             f"ON CONFLICT (student_number) DO UPDATE SET {updates}"
@@ -708,19 +851,72 @@ def _copy_upsert(records: list[dict], update_fields: list[str]):
         cursor.execute("DROP TABLE roster_rows")
 
 
-def _write_findings(numbers: list[str], findings, run: RosterImport):
-    """Replace the findings of these students by the new ones."""
-    if not numbers and not findings:
+def _batched(items, size: int):
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _ids_of(numbers) -> dict[str, int]:
+    """学号 → id of these students."""
+    numbers = list(numbers)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT student_number, id FROM {connection.ops.quote_name(Student._meta.db_table)} "
+                "WHERE student_number = ANY(%s::text[])",
+                [_pg_array(numbers)],
+            )
+            return dict(cursor.fetchall())
+    ids = {}
+    for start in range(0, len(numbers), 2000):
+        ids.update(
+            Student.objects.filter(student_number__in=numbers[start : start + 2000]).values_list("student_number", "id")
+        )
+    return ids
+
+
+def _write_findings(records: list[dict], refreshed: dict[str, int], findings, run: RosterImport):
+    """Replace the findings of the written and refreshed students by the new ones.
+
+    A student created by this import has none yet, so only stored records' findings are deleted.
+    """
+    ids = dict(refreshed)
+    ids.update((r["student_number"], r["id"]) for r in records if r.get("id"))
+    stale = list(ids.values())
+    unknown = {number for number, _row, _f in findings if number not in ids}
+    if unknown:
+        ids.update(_ids_of(unknown))
+    postgres = connection.vendor == "postgresql"
+    if stale:
+        if postgres:
+            with connection.cursor() as cursor:
+                table = connection.ops.quote_name(ImportFinding._meta.db_table)
+                cursor.execute(f"DELETE FROM {table} WHERE student_id = ANY(%s::bigint[])", [_pg_array(stale)])
+        else:
+            for start in range(0, len(stale), 5000):
+                ImportFinding.objects.filter(student_id__in=stale[start : start + 5000]).delete()
+    if not findings:
         return
-    wanted = set(numbers) | {number for number, _row, _f in findings}
-    ids = {
-        number: pk
-        for number, pk in Student.objects.values_list("student_number", "id").iterator(chunk_size=10000)
-        if number in wanted
-    }
-    student_ids = [ids[number] for number in numbers]
-    for start in range(0, len(student_ids), 5000):
-        ImportFinding.objects.filter(student_id__in=student_ids[start : start + 5000]).delete()
+    if postgres:
+        now = _copy_text(timezone.now())
+        lines = (
+            "\t".join([str(ids[number]), str(run.pk), *map(_copy_text, (f.field_code, f.kind, f.message)), now]) + "\n"
+            for number, _row, f in findings
+        )
+        chunks = ("".join(chunk) for chunk in _batched(lines, COPY_CHUNK))
+        with connection.cursor() as cursor:
+            cursor.copy_expert(
+                f"COPY {connection.ops.quote_name(ImportFinding._meta.db_table)} "
+                "(student_id, roster_import_id, field_code, kind, message, created_at) FROM STDIN",
+                _CopyStream(chunks),
+            )
+        return
     ImportFinding.objects.bulk_create(
         [
             ImportFinding(
@@ -778,11 +974,39 @@ def _record(report: ImportReport, file_name, imported_by, started, status) -> Ro
     return run
 
 
+def _pg_array(values) -> str:
+    """A PostgreSQL array literal of these values, passed as one parameter (``%s::text[]``): 50,000
+    values as one string are parsed eight times faster than psycopg2's ``ARRAY[…]`` of 50,000 literals."""
+    return "{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+
+
 def _mark_missing(run: RosterImport, numbers: list[str], *, full: bool):
     """Students in the file are in the roster again; with a full roster, the others of its cohorts are not."""
     if full:
         run.full = True
         run.save(update_fields=["full"])
+    if connection.vendor == "postgresql":
+        # One statement each with the 学号 as an array: 25 batched ORM updates cost 2.5 s at 50,000.
+        table = connection.ops.quote_name(Student._meta.db_table)
+        with connection.cursor() as cursor:
+            if full:
+                cursor.execute(
+                    f"UPDATE {table} SET not_in_roster_id = %s WHERE not_in_roster_id IS NULL "
+                    f"AND cohort_id IN (SELECT DISTINCT cohort_id FROM {table} WHERE student_number = ANY(%s::text[])) "
+                    "AND NOT (student_number = ANY(%s::text[]))",
+                    [run.pk, _pg_array(numbers), _pg_array(numbers)],
+                )
+            # Usually no one is marked: an index probe saves sending every 学号.
+            cursor.execute(f"SELECT 1 FROM {table} WHERE not_in_roster_id IS NOT NULL LIMIT 1")
+            if cursor.fetchone() is None:
+                return
+            cursor.execute(
+                f"UPDATE {table} SET not_in_roster_id = NULL "
+                "WHERE not_in_roster_id IS NOT NULL AND student_number = ANY(%s::text[])",
+                [_pg_array(numbers)],
+            )
+        return
+    if full:
         cohorts = set()
         for start in range(0, len(numbers), 2000):
             cohorts |= set(

@@ -8,10 +8,13 @@ class VerificationConfig(AppConfig):
 
     def ready(self):
         from auditlog.registry import auditlog
+        from django.db.models.signals import post_save
 
         from students import signals
+        from students.models import Student
 
         from . import (
+            checks,  # noqa: F401  (registers the review-chain check)
             receivers,
             retention,  # noqa: F401  (evidence files follow their rows)
         )
@@ -19,6 +22,10 @@ class VerificationConfig(AppConfig):
 
         # verification reacts to the roster import; students never imports verification.
         signals.roster_imported.connect(receivers.roster_imported, dispatch_uid="verification.roster_imported")
+        # Checklists carry their student's department and class (the dashboards' counts).
+        post_save.connect(receivers.student_saved, sender=Student, dispatch_uid="verification.student_saved")
+        signals.photos_imported.connect(receivers.photos_imported, dispatch_uid="verification.photos_imported")
+        signals.keys_rotated.connect(receivers.keys_rotated, dispatch_uid="verification.keys_rotated")
 
         # A flag's values are sensitive when its field is (证件号码), which a mask callable
         # cannot tell: the diff masks anything shaped like an identifier and any ID number

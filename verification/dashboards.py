@@ -9,7 +9,8 @@ import datetime
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
+from django.db import connection
+from django.db.models import BooleanField, Count, DateTimeField, ExpressionWrapper, Func, Q, QuerySet, Value
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -19,6 +20,38 @@ from students.models import ClassGroup, Cohort, Department
 from .models import Campaign, Checklist
 
 State = Checklist.State
+
+
+class DateBin(Func):
+    """PostgreSQL's ``date_bin(stride, source, origin)``: plain arithmetic, unlike AT TIME ZONE per row."""
+
+    function = "date_bin"
+    output_field = DateTimeField()
+
+
+def finish_day(campaign: Campaign):
+    """The local day of each first finish, as an expression to group by.
+
+    ``TruncDate`` converts every row's time to the local zone (a third of the school
+    aggregate's time at 50,000 students).  Where the zone's offset is the same on every
+    day from the campaign's opening to now (Asia/Shanghai always), whole days from a
+    local midnight give the same days by arithmetic; the caller reads them with ``day_of``.
+    """
+    zone = timezone.get_current_timezone()
+    first = timezone.localdate(campaign.opens_at) - datetime.timedelta(days=1)
+    origin = datetime.datetime.combine(first, datetime.time(), tzinfo=zone)
+    days = (timezone.localdate() - first).days + 2
+    offsets = {(origin + datetime.timedelta(days=n)).utcoffset() for n in range(max(days, 1))}
+    if connection.vendor != "postgresql" or len(offsets) != 1:
+        return TruncDate("finished_at")
+    return DateBin(Value(datetime.timedelta(days=1)), "finished_at", Value(origin))
+
+
+def day_of(value) -> datetime.date | None:
+    """A ``finish_day`` value as a date (a bin's start is a local midnight)."""
+    if isinstance(value, datetime.datetime):
+        return timezone.localdate(value)
+    return value
 
 
 # Grouped beside the state: a checklist that finished once (its first finish time is kept).
@@ -35,6 +68,12 @@ class Counts:
         self.by_state[state] += n
         if was_finished and state not in Checklist.FINISHED and state != State.EXCLUDED:
             self.reopened += n
+
+    def add_row(self, state: str, n: int, finished_once: int):
+        """``n`` checklists in ``state``, ``finished_once`` of them with a first finish time."""
+        self.by_state[state] += n
+        if state not in Checklist.FINISHED and state != State.EXCLUDED:
+            self.reopened += finished_once
 
     def merge(self, other: "Counts"):
         for state, n in other.by_state.items():
@@ -108,24 +147,30 @@ class NoClass:
         return gettext("未分班")
 
 
-def class_progress(*, campaign: Campaign, departments: QuerySet) -> tuple[list[tuple], Counts]:
-    """[(class or NoClass, Counts)] for the classes of some departments, plus their total.
+def class_progress(
+    *, campaign: Campaign, departments: QuerySet, classes: QuerySet | None = None
+) -> tuple[list[tuple], Counts]:
+    """[(class or NoClass, Counts)] for the classes of some departments (or only ``classes``: a
+    counsellor's), plus their total.
 
     Grouped by department too, so that students without a class still count
-    in their own department.  Two queries (three when some have no class).
+    in their own department.  Two queries (three when some have no class); the
+    counts are an index-only scan of the checklists' own scope columns
+    (checklist_scope_counts), with no join to the students (docs/performance.md §6).
     """
     groups: dict = defaultdict(Counts)
     total = Counts()
+    checklists = Checklist.objects.filter(campaign=campaign, department__in=departments)
+    if classes is not None:
+        checklists = checklists.filter(class_group__in=classes)
     grouped = (
-        Checklist.objects.filter(campaign=campaign, student__department__in=departments)
-        .annotate(was_finished=WAS_FINISHED)
-        .values_list("student__department_id", "student__class_group_id", "state", "was_finished")
-        .annotate(n=Count("id"))
+        checklists.values_list("department_id", "class_group_id", "state")
+        .annotate(n=Count("*"), finished_once=Count("finished_at"))
         .order_by()
     )
-    for department_id, class_id, state, was_finished, n in grouped:
-        groups[(department_id, class_id)].add(state, n, was_finished)
-        total.add(state, n, was_finished)
+    for department_id, class_id, state, n, finished_once in grouped:
+        groups[(department_id, class_id)].add_row(state, n, finished_once)
+        total.add_row(state, n, finished_once)
     classes = ClassGroup.objects.select_related("department").in_bulk([c for _d, c in groups if c])
     classless = [d for d, c in groups if c is None]
     departments_by_id = Department.objects.in_bulk(classless) if classless else {}
@@ -134,37 +179,51 @@ def class_progress(*, campaign: Campaign, departments: QuerySet) -> tuple[list[t
     return rows, total
 
 
-def school_progress(*, campaign: Campaign) -> tuple[list[tuple], list[tuple], Counts]:
-    """[(department, Counts)], [(cohort, Counts)] and the school total.  Three queries.
+def school_overview(*, campaign: Campaign) -> tuple[list[tuple], list[tuple], Counts, dict]:
+    """[(department, Counts)], [(cohort, Counts)], the school total and {day: first finishes}
+    (for ``daily_progress``).  Three queries.
 
-    Both tables come from one aggregate: each GROUP BY joins every checklist
-    to its student, the bulk of the school dashboard's time at 50,000 students.
+    The tables and the chart come from one aggregate over the checklists' own
+    scope columns, with no join to the students (docs/performance.md §6).
     """
     by_department, by_cohort, total = defaultdict(Counts), defaultdict(Counts), Counts()
+    per_day: dict = defaultdict(int)
     grouped = (
         Checklist.objects.filter(campaign=campaign)
-        .annotate(was_finished=WAS_FINISHED)
-        .values_list("student__department_id", "student__cohort_id", "state", "was_finished")
-        .annotate(n=Count("id"))
+        .annotate(day=finish_day(campaign))
+        .values_list("department_id", "cohort_id", "state", "day")
+        .annotate(n=Count("*"))
         .order_by()
     )
-    for department_id, cohort_id, state, was_finished, n in grouped:
+    for department_id, cohort_id, state, day, n in grouped:
+        day = day_of(day)
+        was_finished = day is not None
         by_department[department_id].add(state, n, was_finished)
         by_cohort[cohort_id].add(state, n, was_finished)
         total.add(state, n, was_finished)
+        if was_finished and state != State.EXCLUDED:
+            per_day[day] += n
     departments = Department.objects.in_bulk(list(by_department))
     cohorts = Cohort.objects.in_bulk([k for k in by_cohort if k])
     department_rows = sorted(((departments[k], v) for k, v in by_department.items()), key=lambda row: row[0].name)
     cohort_rows = sorted(((cohorts.get(k), v) for k, v in by_cohort.items()), key=lambda row: str(row[0]))
-    return department_rows, cohort_rows, total
+    return department_rows, cohort_rows, total, dict(per_day)
 
 
-def daily_progress(*, campaign: Campaign, total: int | None = None, today: datetime.date | None = None) -> list[dict]:
+def school_progress(*, campaign: Campaign) -> tuple[list[tuple], list[tuple], Counts]:
+    """[(department, Counts)], [(cohort, Counts)] and the school total."""
+    return school_overview(campaign=campaign)[:3]
+
+
+def daily_progress(
+    *, campaign: Campaign, total: int | None = None, today: datetime.date | None = None, per_day: dict | None = None
+) -> list[dict]:
     """Students finishing per day and cumulative completion, for the progress chart.
 
     Every day from the first finish up to today (or the deadline) is listed,
     days nobody finished included, so that the chart's axis is time.  Pass
-    ``total`` (the campaign's number of students) when already counted.
+    ``total`` (the campaign's number of students) and ``per_day`` (from
+    ``school_overview``) when already counted.
 
     Drawn from each student's first finish, which a later reopening (a changed value, a
     returned flag) keeps: the line never goes down for days already past.
@@ -172,13 +231,14 @@ def daily_progress(*, campaign: Campaign, total: int | None = None, today: datet
     counted = Checklist.objects.filter(campaign=campaign).exclude(state=State.EXCLUDED)
     if total is None:
         total = counted.count()
-    per_day = dict(
-        counted.filter(finished_at__isnull=False)
-        .annotate(day=TruncDate("finished_at"))
-        .values_list("day")
-        .annotate(n=Count("id"))
-        .order_by("day")
-    )
+    if per_day is None:
+        per_day = dict(
+            counted.filter(finished_at__isnull=False)
+            .annotate(day=TruncDate("finished_at"))
+            .values_list("day")
+            .annotate(n=Count("*"))
+            .order_by("day")
+        )
     if not per_day:
         return []
     today = today or timezone.localdate()

@@ -17,13 +17,13 @@ import dataclasses
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from students.errors import NotFound, ServiceError
 from students.permissions import is_registrar, require_capability, students_for
 
+from . import signals
 from .models import Checklist, SupportEvent, SupportRequest
 
 T = SupportRequest.Status
@@ -244,23 +244,6 @@ def ticket_reply(*, ticket_id: int, text: str, by, to: str = "", now=None) -> Su
         target = to or (T.IN_PROGRESS if ticket.status == T.NEW else "")
         if target:
             _move(ticket, target, by=by, now=now)
-        _tell_student(ticket, reply)
+        # The student's in-portal message (notices), written with the reply: a rolled-back reply sends nothing.
+        signals.support_replied.send(sender=SupportRequest, ticket=ticket, reply=reply)
         return reply
-
-
-def _tell_student(ticket: SupportRequest, reply: SupportEvent) -> None:
-    """The in-portal message, written with the reply (a rolled-back reply sends nothing)."""
-    from django.conf import settings
-    from django.utils import translation
-
-    # notices depends on verification, not the other way: imported here, as services.flag_transition does.
-    from notices.services import message_send
-
-    user = get_user_model().objects.filter(pk=ticket.checklist.student.user_id, is_active=True).first()
-    with translation.override(settings.LANGUAGE_CODE):
-        text = _("学籍科回复了你的求助“%(kind)s”：%(text)s") % {
-            "kind": SupportRequest.Kind(ticket.kind).label,
-            "text": reply.text[:400],
-        }
-    url = reverse("verification:checklist", args=[ticket.checklist.campaign_id]) + "#help"
-    message_send(user=user, text=text, url=url)

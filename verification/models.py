@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from students import fields as roll_fields
 from students.crypto import EncryptedTextField, IdMaskedCharField, IdMaskedTextField
-from students.models import Cohort, Department, Student
+from students.models import ClassGroup, Cohort, Department, Student
 
 
 def default_campaign_fields() -> list[str]:
@@ -143,17 +143,45 @@ class Checklist(models.Model):
     excluded_note = models.CharField(_("说明"), max_length=200, blank=True)
     # A student of another cohort taken into this campaign (复学, 转入).
     included_reason = models.CharField(_("加入原因"), max_length=16, choices=Inclusion.choices, blank=True)
+    # The student's place in the school, copied so that dashboards count one table without joining
+    # the students (docs/performance.md §2).  Set on creation and kept equal to the student's by
+    # services.checklist_scope_sync after each roster import and each save of a student.
+    department = models.ForeignKey(
+        Department, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
+    class_group = models.ForeignKey(
+        ClassGroup, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
+    cohort = models.ForeignKey(
+        Cohort, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["campaign", "student"], name="checklist_campaign_student_unique")
         ]
-        indexes = [models.Index(fields=["campaign", "state"], name="checklist_campaign_state")]
+        indexes = [
+            models.Index(fields=["campaign", "state"], name="checklist_campaign_state"),
+            # Covers the dashboards' counts: an index-only scan of one campaign (or one department of it).
+            models.Index(
+                fields=["campaign", "department", "class_group", "cohort", "state", "finished_at"],
+                name="checklist_scope_counts",
+            ),
+        ]
         verbose_name = _("核对记录")
         verbose_name_plural = _("核对记录")
 
     def __str__(self):
         return f"{self.campaign_id}/{self.student_id} {self.state}"
+
+    def save(self, *args, **kwargs):
+        if self._state.adding and self.department_id is None and self.student_id:
+            self.department_id, self.class_group_id, self.cohort_id = (
+                self.student.department_id,
+                self.student.class_group_id,
+                self.student.cohort_id,
+            )
+        super().save(*args, **kwargs)
 
     def checked_fields(self) -> list[roll_fields.RollField]:
         """What this student answers, in card order: the photos the school holds, then the campaign's fields.
@@ -247,6 +275,16 @@ class FieldCheck(models.Model):
         return self.status == self.Status.CONFIRMED
 
 
+class ReviewLevel(models.TextChoices):
+    """The steps of the review chain (settings.REVIEW_CHAIN, verification/review_chain.py), lowest first."""
+
+    COUNSELLOR = "counsellor", _("辅导员")
+    DEPARTMENT = "department", _("院系")
+    REGISTRAR = "registrar", _("学籍科")
+    # 专业 flags, when the school routes them to the admissions office (settings.ADMISSIONS_REVIEW).
+    ADMISSIONS = "admissions", _("招生办")
+
+
 class Flag(models.Model):
     """A field a student reported as wrong, followed until it is fixed on CHSI."""
 
@@ -277,6 +315,12 @@ class Flag(models.Model):
     explanation = IdMaskedTextField(_("说明"), blank=True, max_length=1000)
     status = models.CharField(_("状态"), max_length=16, choices=Status.choices, default=Status.SUBMITTED)
     return_reason = IdMaskedTextField(_("退回原因"), blank=True)
+    # Who holds the flag now: the review step it waits at (a submitted flag) or the office that
+    # corrects it (forwarded and later).  The services move it; the status alone cannot tell
+    # a flag waiting for its counsellor from one waiting for its department.
+    review_level = models.CharField(
+        _("审核环节"), max_length=16, choices=ReviewLevel.choices, default=ReviewLevel.DEPARTMENT
+    )
     record_version = models.PositiveIntegerField(_("记录版本"))
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     is_proxy = models.BooleanField(_("代为登记"), default=False)
@@ -315,6 +359,18 @@ class Flag(models.Model):
     def field(self) -> roll_fields.RollField:
         return roll_fields.BY_CODE[self.field_code]
 
+    def get_status_display(self) -> str:
+        """The status as the chain has it: a submitted flag waits for its counsellor (or the registrar, in a
+        chain without a department step), a forwarded 专业 flag for the admissions office."""
+        S, L = self.Status, ReviewLevel
+        if self.status == S.SUBMITTED and self.review_level == L.COUNSELLOR:
+            return str(_("已提交，待辅导员审核"))
+        if self.status == S.SUBMITTED and self.review_level == L.REGISTRAR:
+            return str(_("已提交，待学籍科审核"))
+        if self.status == S.FORWARDED and self.review_level == L.ADMISSIONS:
+            return str(_("院系已审核，待招生办受理"))
+        return str(S(self.status).label) if self.status in S.values else self.status
+
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN
@@ -350,12 +406,16 @@ class FlagEvent(models.Model):
         NOT_RESUBMITTED = "not_resubmitted", _("院系汇总截止，未重新提交，报错关闭")
         REOPENED = "reopened", _("截止时间延长，重新开放修改")
         NOTE = "note", _("备注")
+        # A step of the chain passed the flag to the next one before the registrar (辅导员 → 院系).
+        PASSED_ON = "passed_on", _("审核通过，转下一环节")
 
     flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="events")
     action = models.CharField(_("操作"), max_length=64, choices=Action.choices)
     from_status = models.CharField(max_length=16, blank=True)
     to_status = models.CharField(max_length=16, blank=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    # The step of the chain the actor acted at (empty for the student and the system).
+    level = models.CharField(_("环节"), max_length=16, choices=ReviewLevel.choices, blank=True)
     note = IdMaskedTextField(_("备注"), blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -1,11 +1,14 @@
 """Reads for the verification pages, always scoped to the viewer."""
 
+from functools import cache
+
 from django.db.models import Prefetch, Q, prefetch_related_objects
+from django.db.models.expressions import RawSQL
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from students import fields as roll_fields
-from students.permissions import students_for
+from students.permissions import REVIEW_RANK, flag_fields_for, review_level_of, students_for
 
 from .models import Campaign, Checklist, Evidence, FieldCheck, Flag
 
@@ -25,6 +28,45 @@ def checklist_of_user(*, user, campaign_id: int) -> Checklist:
     return get_object_or_404(
         checklists_of_user(user=user).select_related("student", "student__department"), campaign_id=campaign_id
     )
+
+
+@cache
+def _holds_sql() -> str:
+    """One integer, a bit for each of what the page would otherwise query to find nothing (built once)."""
+    from students.models import ImportFinding, Photo
+
+    from .models import SupportRequest
+
+    checklist = Checklist._meta.db_table
+    parts = [
+        (FieldCheck, "checklist_id", "id"),
+        (Flag, "checklist_id", "id"),
+        (SupportRequest, "checklist_id", "id"),
+        (Photo, "student_id", "student_id"),
+        (ImportFinding, "student_id", "student_id"),
+    ]
+    return " + ".join(
+        f"(CASE WHEN EXISTS (SELECT 1 FROM {model._meta.db_table} AS h WHERE h.{column} = {checklist}.{outer}) "
+        f"THEN {1 << bit} ELSE 0 END)"
+        for bit, (model, column, outer) in enumerate(parts)
+    )
+
+
+HOLDS = ("answers", "flags", "tickets", "photos", "findings")
+
+
+def checklist_page_of_user(*, user, campaign_id: int) -> Checklist:
+    """``checklist_of_user`` for the student's page (and its in-place answers), which also learns in the
+    same query whether the checklist has answers, flags and tickets and the student photos and findings
+    (``checklist.holds``): the page skips the queries that would find nothing, which for a student opening
+    the page the first time is all of them.  Plain SQL, because compiling five ``Exists()`` costs more CPU
+    than running them."""
+    checklist = get_object_or_404(
+        checklists_of_user(user=user).select_related("student").annotate(holds_mask=RawSQL(_holds_sql(), ())),
+        campaign_id=campaign_id,
+    )
+    checklist.holds = {key for bit, key in enumerate(HOLDS) if checklist.holds_mask & (1 << bit)}
+    return checklist
 
 
 def flag_of_user(*, user, flag_id: int) -> Flag:
@@ -76,6 +118,65 @@ def checklist_rows(checklist: Checklist, *, own: bool = True) -> list[dict]:
                 "hints": hints.get(field.code, []),
                 "authority": field.authority,
                 "photo": photo_box(value) if field.photo else None,
+            }
+        )
+    return rows
+
+
+def own_checklist_rows(checklist: Checklist) -> list[dict]:
+    """The student's own checklist page: ``checklist_rows`` as plain values, one dict per row.
+
+    The page is the one every student opens, often several times: each row is ready to print (labels
+    translated, state and badge decided, answers and flags read as a few columns, no evidence), so
+    that the template is one flat loop without look-ups into models (docs/performance.md §4).
+    """
+    student = checklist.student
+    # From checklist_page_of_user: what is not there is not queried (any other checklist: everything is).
+    holds = getattr(checklist, "holds", HOLDS)
+    if "photos" in holds:
+        prefetch_related_objects([student], "photos")
+    else:
+        student._prefetched_objects_cache = {
+            **getattr(student, "_prefetched_objects_cache", {}),
+            "photos": student.photos.none(),
+        }
+    answers = {}
+    if "answers" in holds:
+        answers = {
+            code: (status, previous)
+            for code, status, previous in checklist.field_checks.values_list("field_code", "status", "previous_value")
+        }
+    flags = {}
+    for flag in checklist.flags.order_by("created_at") if "flags" in holds else ():
+        if flag.is_open or flag.field_code not in flags:
+            flags[flag.field_code] = flag
+    hints = {}
+    for code, message in student.findings.values_list("field_code", "message") if "findings" in holds else ():
+        hints.setdefault(code, []).append(message)
+    statuses = dict(FieldCheck.Status.choices)
+    rows = []
+    for field in checklist.checked_fields():
+        value = getattr(student, field.key)
+        status, previous = answers.get(field.code, ("", ""))
+        reopened = status == FieldCheck.Status.REOPENED
+        flag = flags.get(field.code)
+        rows.append(
+            {
+                "code": field.code,
+                "label": str(field.label),
+                "help_text": str(field.help_text),
+                "value": field.display(value, masked=False),
+                "photo": photo_box(value) if field.photo else None,
+                "is_photo": bool(field.photo),
+                "status": status,
+                # The badge shows a standing answer; a reopened one asks again instead.
+                "badge": str(statuses.get(status, status)) if status and not reopened else "",
+                "confirmed": status == FieldCheck.Status.CONFIRMED,
+                "reopened": reopened,
+                "previous_value": previous,
+                "flag": flag,
+                "flagged": bool((flag and flag.is_open) or status == FieldCheck.Status.FLAGGED),
+                "hints": hints.get(field.code, []),
             }
         )
     return rows
@@ -157,6 +258,44 @@ def class_checklists(*, campaign: Campaign, class_group, only_not_done: bool = F
     )
 
 
+def monitored_class_progress(*, user) -> list[dict]:
+    """A monitor's classes, each with its latest opened campaign, the counts and the names of those not
+    done (nothing else: no 学号, no states), as the shared progress link shows them."""
+    from students.models import ClassGroup
+
+    from .dashboards import counts_of
+
+    now = timezone.now()
+    rows = []
+    for class_group in ClassGroup.objects.filter(monitors=user).select_related("department").order_by("name"):
+        campaign = (
+            Campaign.objects.filter(checklists__student__class_group=class_group, opens_at__lte=now)
+            .distinct()
+            .order_by("-opens_at")
+            .first()
+        )
+        row = {"class_group": class_group, "campaign": campaign}
+        if campaign:
+            checklists = Checklist.objects.filter(campaign=campaign, student__class_group=class_group)
+            pending = checklists_not_done(campaign=campaign, class_group=class_group).order_by(
+                "student__student_number"
+            )
+            row.update(counts=counts_of(checklists), names=names_with_extensions(pending, campaign=campaign))
+        rows.append(row)
+    return rows
+
+
+def names_with_extensions(pending, *, campaign: Campaign) -> list[tuple[str, object]]:
+    """(name, individual deadline or None) of checklists not done, as a class page shows them.
+
+    A student with an individual extension (sick, abroad) is still chased, but the class sees until when.
+    """
+    return [
+        (name, deadline if deadline and deadline > campaign.closes_at else None)
+        for name, deadline in pending.values_list("student__name", "deadline")
+    ]
+
+
 def checklists_not_done(*, campaign: Campaign, departments=None, class_group=None):
     """Checklists of students who have not finished, by department, class and 学号 (page and export)."""
     # Excluded students (休学, 参军入伍 …) are not expected to check: the export lists them apart.
@@ -172,10 +311,22 @@ def checklists_not_done(*, campaign: Campaign, departments=None, class_group=Non
     )
 
 
+def flags_for_staff(user):
+    """The flags a staff member may see: of students in their scope, on the fields they handle."""
+    flags = Flag.objects.filter(checklist__student__in=students_for(user))
+    fields = flag_fields_for(user)
+    return flags if fields is None else flags.filter(field_code__in=fields)
+
+
 def review_queue(*, user, statuses, department_id=None, field_code=None):
-    """Flags of the students the user may see, oldest first."""
+    """Flags of the students the user may see, oldest first; a submitted flag only while it waits at
+    the user's step of the chain or a lower one (a counsellor's queue drops what the department holds)."""
+    rank = REVIEW_RANK.get(review_level_of(user), -1)
+    levels = [level for level, level_rank in REVIEW_RANK.items() if level_rank <= rank]
     flags = (
-        Flag.objects.filter(checklist__student__in=students_for(user), status__in=statuses)
+        flags_for_staff(user)
+        .filter(status__in=statuses)
+        .filter(~Q(status=Flag.Status.SUBMITTED) | Q(review_level__in=levels))
         .select_related("checklist__student__department", "checklist__student__class_group", "checklist__campaign")
         .prefetch_related("evidence")
         .order_by("created_at", "id")
@@ -198,9 +349,7 @@ def findings_for_students(student_ids) -> dict[int, list]:
 
 def flag_for_staff(*, user, flag_id: int) -> Flag:
     return get_object_or_404(
-        Flag.objects.filter(checklist__student__in=students_for(user)).select_related(
-            "checklist__student__department", "checklist__campaign"
-        ),
+        flags_for_staff(user).select_related("checklist__student__department", "checklist__campaign"),
         pk=flag_id,
     )
 
@@ -208,7 +357,8 @@ def flag_for_staff(*, user, flag_id: int) -> Flag:
 def correction_queue(*, user, statuses, campaign=None):
     """Flags with the registrar, in 学号 and field order: the correction queue and the CHSI correction list."""
     flags = (
-        Flag.objects.filter(checklist__student__in=students_for(user), status__in=statuses)
+        flags_for_staff(user)
+        .filter(status__in=statuses)
         .select_related("checklist__student__department", "checklist__student__class_group", "checklist__campaign")
         .prefetch_related("evidence")
         .order_by("checklist__student__student_number", "field_code", "id")

@@ -9,7 +9,8 @@ import datetime
 from collections import defaultdict
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import BigIntegerField, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
@@ -18,10 +19,10 @@ from django.utils.translation import ngettext
 from students import fields as roll_fields
 from students.errors import NotFound, ServiceError
 from students.models import Student
-from students.permissions import has_capability, require_capability
+from students.permissions import has_capability, require_capability, review_level_of
 
 from . import evidence as evidence_files
-from . import signals
+from . import review_chain, signals
 from .models import Campaign, CampaignEvent, Checklist, Evidence, FieldCheck, Flag, FlagEvent, SupportRequest
 
 
@@ -95,7 +96,10 @@ def may_move(by, flag_or_status, to: str, *, proxy: bool = False, among=None) ->
 def staff_actions(user, statuses) -> list[tuple[str, str]]:
     """The bulk actions (name, label) ``user`` may take on flags in ``statuses``, for the queue's menu."""
     labels = {
-        "forward": _("审核通过，转学籍科"),
+        # A counsellor passes the flag on to the department when the chain has both steps.
+        "forward": _("审核通过，转院系审核")
+        if review_level_of(user) == "counsellor" and "department" in review_chain.review_steps()
+        else _("审核通过，转学籍科"),
         "accept": _("受理"),
         "chsi_submitted": _("已提交学信网更正"),
         "corrected": _("学信网已更正"),
@@ -132,11 +136,49 @@ def _seen_value(student: Student, field: roll_fields.RollField) -> str:
 
 def campaign_sync_students(*, campaign: Campaign) -> int:
     """Give every student of the campaign's cohorts a checklist; returns how many were added."""
-    student_ids = Student.objects.filter(cohort__in=campaign.cohorts.all()).values_list("id", flat=True)
+    students = Student.objects.filter(cohort__in=campaign.cohorts.all()).values_list(
+        "id", "department_id", "class_group_id", "cohort_id"
+    )
     existing = set(campaign.checklists.values_list("student_id", flat=True))
-    new = [Checklist(campaign=campaign, student_id=sid) for sid in student_ids if sid not in existing]
+    new = [
+        Checklist(campaign=campaign, student_id=sid, department_id=d, class_group_id=c, cohort_id=k)
+        for sid, d, c, k in students
+        if sid not in existing
+    ]
     Checklist.objects.bulk_create(new, batch_size=5000, ignore_conflicts=True)
     return len(new)
+
+
+SCOPE_FIELDS = ("department_id", "class_group_id", "cohort_id")
+
+
+def checklist_scope_sync(*, student_ids=None) -> int:
+    """Copy each student's department, class and cohort onto their checklists (of every campaign, as
+    the dashboards always counted a student where they are now); returns how many changed.
+
+    One SELECT finds the checklists whose student moved (a join, ~0.1 s at 50,000 students), and
+    only those are written: run after a roster import (``student_ids`` None: all) and when a
+    student is saved.
+    """
+    # NULL-safe comparison on every database: a class may be none on either side.
+    pairs = {
+        f"{key}_{side}": Coalesce(path, Value(0), output_field=BigIntegerField())
+        for key in SCOPE_FIELDS
+        for side, path in (("mine", key), ("now", f"student__{key}"))
+    }
+    moved = Q()
+    for key in SCOPE_FIELDS:
+        moved |= ~Q(**{f"{key}_mine": F(f"{key}_now")})
+    checklists = Checklist.objects.alias(**pairs).filter(moved)
+    if student_ids is not None:
+        checklists = checklists.filter(student_id__in=student_ids)
+    moved_ids = list(checklists.values_list("id", flat=True))
+    student = Student.objects.filter(pk=OuterRef("student_id")).order_by()
+    values = {key: Subquery(student.values(key)[:1]) for key in SCOPE_FIELDS}
+    changed = 0
+    for start in range(0, len(moved_ids), 5000):
+        changed += Checklist.objects.filter(id__in=moved_ids[start : start + 5000]).update(**values)
+    return changed
 
 
 def campaigns_sync_open(*, now=None) -> int:
@@ -518,6 +560,7 @@ def department_sign_off(*, campaign: Campaign, department, remark: str = "", by,
             },
             now=now,
         )
+        signals.department_signed_off.send(sender=DepartmentSignOff, sign_off=sign_off)
         return sign_off
 
 
@@ -546,6 +589,7 @@ def sign_off_withdraw(*, sign_off_id: int, reason: str, by, now=None):
                 note=sign_off.withdraw_reason,
                 now=now,
             )
+            signals.sign_off_withdrawn.send(sender=DepartmentSignOff, sign_off=sign_off)
         return sign_off
 
 
@@ -680,6 +724,8 @@ def _log(flag, action: FlagEvent.Action, *, by, from_status="", to_status="", no
         from_status=from_status,
         to_status=to_status,
         actor=_user(by),
+        # The step of the chain the actor acts at, so that the history reads "辅导员 … 院系 … 学籍科".
+        level=review_level_of(_user(by)) if by != SYSTEM else "",
         note=note,
         created_at=now or timezone.now(),
     )
@@ -839,6 +885,7 @@ def field_flag(
                 record_version=checklist.student.version,
                 created_by=_user(by),
                 is_proxy=proxy,
+                review_level=review_chain.first_step(checklist.student),
             )
             _attach(flag, stored, by=by)
             _log(flag, FlagEvent.Action.SUBMITTED, by=by, to_status=S.SUBMITTED, note=flag.explanation, now=now)
@@ -882,6 +929,9 @@ def _amend(flag, checklist, field, value, explanation, stored, *, by, proxy, now
     flag.save(update_fields=["claimed_value", "explanation", "recorded_value", "record_version", "updated_at"])
     added = _attach(flag, stored, by=by)
     if flag.status == S.RETURNED:
+        # A resubmitted flag goes through the whole chain again, from its first step.
+        flag.review_level = review_chain.first_step(checklist.student)
+        flag.save(update_fields=["review_level"])
         _flag_move(
             flag, S.SUBMITTED, by=by, proxy=proxy, note=flag.explanation, now=now, action=FlagEvent.Action.RESUBMITTED
         )
@@ -916,9 +966,12 @@ def _flag_move(flag: Flag, to: str, *, by, proxy=False, note="", now=None, actio
         )
     previous = flag.status
     flag.status = to
+    if to == S.FORWARDED:
+        # Past the last step before the registrar: the office that corrects it holds it now.
+        flag.review_level = review_chain.office_for(flag.field_code)
     if to == S.RETURNED:
         flag.return_reason = note
-    flag.save(update_fields=["status", "return_reason", "updated_at"])
+    flag.save(update_fields=["status", "return_reason", "review_level", "updated_at"])
     if to == S.WITHDRAWN:
         # docs/privacy.md: a withdrawn flag keeps no evidence.  Rows go now; the files once this commits
         # (retention._evidence_file_goes_with_its_row), so a rollback keeps both.
@@ -944,6 +997,14 @@ def flag_transition(*, flag_id: int, to: str, by, note: str = "", now=None) -> F
             )
         if to == S.RETURNED and not note.strip():
             raise VerificationError(_("退回时请填写原因"))
+        if to == S.FORWARDED and flag.status == S.SUBMITTED:
+            step = review_chain.next_step(flag)
+            if step is not None:
+                # Passed on to the next step before the registrar (辅导员 → 院系): the status stays.
+                flag.review_level = step
+                flag.save(update_fields=["review_level", "updated_at"])
+                _log(flag, FlagEvent.Action.PASSED_ON, by=by, note=note.strip(), now=now)
+                return flag
         _flag_move(flag, to, by=by, note=note.strip(), now=now)
         refresh_state(checklist, now=now)
         return flag
@@ -983,16 +1044,19 @@ def support_request_create(*, checklist_id: int, kind: str, note: str = "", by, 
 # ---------------------------------------------------------------------------
 
 
-def roster_changes_apply(*, changes: dict, roster_import_id=None, now=None) -> int:
+def roster_changes_apply(*, changes: dict, roster_import_id=None, note: str | None = None, now=None) -> int:
     """Reopen answers whose value a roster import changed, in open campaigns.
 
     ``changes`` maps student id → {field key: (old, new)}.  A confirmed field
     whose value really changed (as the registry compares it) is reopened for
     the student, showing old → new.  A flagged field whose new value is the
     one the student claimed is corrected: the flag closes and the field
-    reopens so the student confirms the fix.  Returns the number reopened.
+    reopens so the student confirms the fix.  A flagged photo has no claimed
+    value: any new photo is the answer to the flag.  Returns the number reopened.
     """
     now = now or timezone.now()
+    if note is None:
+        note = _("名单导入 #%(id)s 已带来更正后的值") % {"id": roster_import_id}
     by_code = defaultdict(dict)
     for student_id, fields in changes.items():
         for key, (old, new) in fields.items():
@@ -1026,14 +1090,14 @@ def roster_changes_apply(*, changes: dict, roster_import_id=None, now=None) -> i
                 field, old, new = change
                 if check.status == FieldCheck.Status.FLAGGED:
                     flag = flags.get((check.checklist_id, check.field_code))
-                    if not flag or not field.same(flag.claimed_value, new):
+                    if not flag or not (field.photo or field.same(flag.claimed_value, new)):
                         continue
                     if flag.status != S.CORRECTED:
                         _flag_move(
                             flag,
                             S.CORRECTED,
                             by=SYSTEM,
-                            note=_("名单导入 #%(id)s 已带来更正后的值") % {"id": roster_import_id},
+                            note=note,
                             now=now,
                             action=FlagEvent.Action.CORRECTED_BY_IMPORT,
                         )
@@ -1046,6 +1110,27 @@ def roster_changes_apply(*, changes: dict, roster_import_id=None, now=None) -> i
                 touched.add(check.checklist_id)
                 reopened += 1
         for checklist in Checklist.objects.filter(pk__in=touched).select_related("campaign"):
+            refresh_state(checklist, now=now)
+    return reopened
+
+
+def photo_changes_apply(*, changes: dict, added: list[int], now=None) -> int:
+    """After a photo package: answers on a replaced photo reopen (the student looks at the new one);
+    a finished checklist that now has a photo to look at is refreshed.  Returns the number reopened.
+
+    The confirmation of the old photo stays as the reopened answer's previous value and the first
+    finish is kept, as for a roster re-import.
+    """
+    now = now or timezone.now()
+    reopened = roster_changes_apply(changes=changes, note=_("照片导入带来了新照片"), now=now) if changes else 0
+    if added:
+        finished = Checklist.objects.filter(
+            student_id__in=added,
+            state__in=Checklist.FINISHED,
+            campaign__closed_at__isnull=True,
+            campaign__closes_at__gt=now,
+        ).select_related("campaign", "student")
+        for checklist in finished:
             refresh_state(checklist, now=now)
     return reopened
 

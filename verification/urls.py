@@ -8,10 +8,11 @@ workspaces; ``export_patterns`` (``exports``) the export pages.  The project's
 
 from django.urls import path
 
-from .views import exports, helpdesk, photos, sources, student, workspace
+from .views import exports, helpdesk, monitor, photos, sources, student, workspace
 
 student_patterns = [
     path("check/", student.my_checks, name="my_checks"),
+    path("check/class/", monitor.class_progress, name="class_progress"),
     path("check/<int:campaign_id>/", student.checklist, name="checklist"),
     path("check/<int:campaign_id>/confirm-all/", student.confirm_all, name="confirm_all"),
     path("check/<int:campaign_id>/confirm-rest/", student.confirm_rest, name="confirm_rest"),

@@ -8,6 +8,8 @@
   errcode the test sets.
 - ``CeleryWorker``: ``python -m celery -A registrar_portal worker`` on a queue
   of its own, against the test database, sending to the recorder.
+- ``CeleryBeat``: ``python -m celery -A registrar_portal beat`` publishing the
+  calendar's jobs to that queue every few seconds.
 """
 
 import asyncio
@@ -298,6 +300,53 @@ class CeleryWorker:
         # its sockets, so PostgreSQL ends its sessions before the tables are flushed, and
         # BrokerQueue.cleanup removes what it had taken from Redis.
         self.kill()
+
+
+class CeleryBeat:
+    """``celery beat`` with the worker's environment: it only publishes the scheduled tasks to the test's queue."""
+
+    def __init__(self, worker: CeleryWorker, *, every: float, directory: Path):
+        self.env = {**worker.env, "ROLLCHECK_BEAT_EVERY": str(every)}
+        self.directory, self.log_path = directory, directory / "beat.log"
+        self.process = None
+
+    def start(self):
+        log = open(self.log_path, "a")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "registrar_portal",
+                "beat",
+                "--schedule",
+                str(self.directory / "beat-schedule"),
+                "--pidfile",
+                str(self.directory / "beat.pid"),
+                "--max-interval",
+                "1",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        return self
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
 
 
 class BrokerQueue:

@@ -96,6 +96,15 @@ class Fake:
                     )
                 if parts.path == "/cgi-bin/auth/getuserinfo":
                     return self._answer(fake.wecom_userinfo(query))
+                if parts.path == "/connect/oauth2/authorize":
+                    location = fake.wecom_authorize(query)
+                    if location is None:
+                        return self._answer({"errcode": 40029, "errmsg": "invalid oauth request"}, 400)
+                    self.send_response(302)
+                    self.send_header("Location", location)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return None
                 self._answer({"error": "not found"}, 404)
 
             def do_POST(self):
@@ -248,6 +257,25 @@ class Fake:
         if outcome == "limited":
             return {"errcode": 45009, "errmsg": "api freq out of limit"}
         return {"errcode": 0, "errmsg": "ok", "invaliduser": "", "invalidparty": "", "invalidtag": "", "msgid": "xxxx"}
+
+    # The member signed in to the WeCom app whose browser asks for OAuth (网页授权); None: nobody.
+    wecom_member: str | None = None
+
+    def wecom_authorize(self, query: dict) -> str | None:
+        """WeCom's OAuth page with ``snsapi_base``: silent, straight back to ``redirect_uri`` with a code."""
+        self.requests.append({"platform": "wecom", "path": "authorize", "query": query})
+        if (
+            query.get("appid") != WECOM["corp"]
+            or query.get("agentid") != str(WECOM["agent"])
+            or query.get("response_type") != "code"
+            or query.get("scope") != "snsapi_base"
+            or not query.get("redirect_uri", "").startswith("http")
+            or self.wecom_member is None
+        ):
+            return None
+        back = query["redirect_uri"]
+        code = urllib.parse.urlencode({"code": f"user:{self.wecom_member}", "state": query.get("state", "")})
+        return back + ("&" if "?" in back else "?") + code
 
     def wecom_userinfo(self, query: dict) -> dict:
         self.requests.append({"platform": "wecom", "path": "getuserinfo", "code": query.get("code")})

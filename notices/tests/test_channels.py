@@ -34,8 +34,10 @@ def fake():
     cache.clear()
 
 
-def configure(name: str, fake, *, provider: str = "", position: int = 1, **changes) -> ChannelConfig:
-    """A channel set up as on the registrar's page, pointing at the fake server."""
+def configure(
+    name: str, fake, *, provider: str = "", position: int = 1, options_per_minute: int | None = None, **changes
+) -> ChannelConfig:
+    """A channel set up as on the registrar's page, pointing at the fake server (SMS: with its minute limit)."""
     if name == "sms" and provider == "aliyun":
         options = {"access_key_id": ALIYUN["id"], "sign_name": ALIYUN["sign"], "template_id": ALIYUN["template"],
                    "endpoint": fake.url + "/"}  # fmt: skip
@@ -51,6 +53,8 @@ def configure(name: str, fake, *, provider: str = "", position: int = 1, **chang
             {"app_key": DINGTALK["key"], "agent_id": DINGTALK["agent"], "api": fake.url},
             DINGTALK["secret"],
         )
+    if options_per_minute:
+        options["per_minute"] = options_per_minute
     values = {"enabled": True, "position": position, "provider": provider, "options": options, "secret": secret}
     return ChannelConfig.objects.create(name=name, **(values | changes))
 

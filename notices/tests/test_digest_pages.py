@@ -55,6 +55,13 @@ def test_a_secretary_lists_and_downloads_their_departments_digest(client, secret
     assert "王小明" in cells and "李外文" not in cells
 
 
+def test_a_digest_is_encrypted_on_disk(built):
+    stored = digests.digest_path(built["mine"]).read_bytes()
+    assert not stored.startswith(b"PK")  # not a zip, so not an .xlsx
+    assert "王小明".encode() not in stored
+    assert digests.digest_file_bytes(built["mine"]).startswith(b"PK")
+
+
 def test_another_departments_secretary_gets_404_for_a_digest(client, other_secretary, built):
     client.force_login(other_secretary)
     assert download(client, built["mine"]).status_code == 404

@@ -127,3 +127,15 @@ def test_the_chsi_account_articles_answer_e_mail_activation_and_a_wrong_id_numbe
     assert "注册学信网时收不到激活邮件" in text(search(student_client, "激活邮件"))
     page = text(search(student_client, "证件号码错误"))
     assert "学信网上显示的身份证号（证件号码）不对" in page
+
+
+@pytest.mark.parametrize("query", ["采集码", "图像采集", "学历照片"])
+def test_the_image_collection_code_article_is_listed_and_found(student_client, seeded, query):
+    importlib.import_module("notices.migrations.0009_help_image_collection_code_article").seed(django_apps, None)
+
+    assert "毕业生学历照片：如何获取采集码并参加图像采集" in text(
+        html(student_client.get(reverse("notices:help_index")))
+    )
+    assert "毕业生学历照片：如何获取采集码并参加图像采集" in text(search(student_client, query))
+    page = html(student_client.get(reverse("notices:help_article", args=["image-collection-code"])))
+    assert "学信档案" in page and "480×640 像素" in page and "人像比对" in page

@@ -186,6 +186,23 @@ def test_staff_opening_a_notice_is_not_counted_as_a_read(client, registrar, secr
     assert not NoticeRead.objects.exists()
 
 
+def test_the_admissions_office_reads_published_notices_like_other_staff(client, registrar, department, cohort):
+    from students.models import User
+    from students.tests.factories import UserFactory
+
+    published = notice_published(title="关于专业名称异议的说明", departments=[department])
+    Notice.objects.create(title="草稿通知", body="未发布")
+    client.force_login(UserFactory(role=User.Role.ADMISSIONS, username="admissions1"))
+
+    listing = text(html(client.get(reverse("notices:notice_list"))))
+    assert "关于专业名称异议的说明" in listing and "草稿通知" not in listing
+    assert "阅读情况" not in listing  # read rates are the departments' and the registrar's
+    assert "关于专业名称异议的说明" in text(html(client.get(detail_url(published))))
+    assert not NoticeRead.objects.exists()
+    nav = html(client.get(reverse("notices:notice_list"))).split("<nav>")[1].split("</nav>")[0]
+    assert f'href="{reverse("notices:notice_list")}"' in nav  # the menu leads there
+
+
 def test_unread_notices_come_first_on_the_students_home(me_client, me, cohort):
     CampaignFactory(cohorts=[cohort])
     older = notice_published(title="第一则通知", cohorts=[cohort])

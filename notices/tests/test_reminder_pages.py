@@ -209,7 +209,7 @@ def test_a_double_submit_of_remind_now_sends_once(
     first = remind(client, klass, open_campaign, key, students=chosen, capture=django_capture_on_commit_callbacks)
     second = remind(client, klass, open_campaign, key, students=chosen, capture=django_capture_on_commit_callbacks)
 
-    assert "已向 2 名未完成核对的同学发送提醒邮件。" in html(first)
+    assert "将通过 电子邮件 提醒 2 名学生（电子邮件 2 人）。" in html(first)
     assert "这次提醒已经发送过，没有重复发送。" in html(second)
     stage = ReminderStage.objects.get(kind=K.MANUAL)
     assert stage.created_by == secretary
@@ -241,7 +241,7 @@ def test_remind_now_with_the_broker_down_succeeds_and_sends_once_the_broker_is_b
     )
 
     assert response.status_code == 200
-    assert "已向 2 名未完成核对的同学发送提醒邮件。" in html(response)
+    assert "将通过 电子邮件 提醒 2 名学生（电子邮件 2 人）。" in html(response)
     assert "could not queue notices.tasks.deliveries_send" in caplog.text
     assert mail.outbox == []
     rows = Delivery.objects.filter(stage__kind=K.MANUAL)
@@ -363,7 +363,7 @@ def test_the_delivery_log_filter_names_each_round_in_the_schools_time(client, re
     assert "截止前 3 天 2026-09-21 00:30" in text(select)
 
 
-def test_remind_now_warns_about_students_without_an_email_address(
+def test_remind_now_warns_about_students_no_channel_reaches(
     client, secretary, klass, classmates, open_campaign, department, cohort, django_capture_on_commit_callbacks
 ):
     no_email = student_with_account(department=department, class_group=klass, cohort=cohort, name="赵六", email="")
@@ -382,8 +382,8 @@ def test_remind_now_warns_about_students_without_an_email_address(
         )
     )
 
-    assert "已向 2 名未完成核对的同学发送提醒邮件。" in page
-    assert "其中 1 人没有登记电子邮箱，收不到邮件，请另行通知。" in page
+    assert "将通过 电子邮件 提醒 1 名学生（电子邮件 1 人）。" in page
+    assert "其中 1 人没有可用的联系方式（手机号码、企业微信或钉钉账号、电子邮箱），收不到提醒，请另行通知。" in page
     assert [m.to for m in mail.outbox] == [["a@stu.example.edu"]]
 
 
@@ -398,3 +398,62 @@ def test_a_removed_default_stage_stays_removed_when_the_campaign_is_edited():
     reminder_plan_ensure(campaign=campaign)
     assert not ReminderStage.objects.filter(campaign=campaign, kind="before_close", days_before=3).exists()
     assert ReminderStage.objects.filter(campaign=campaign).exclude(kind="manual").count() == 4
+
+
+# ---------------------------------------------------------------------------
+# What a send would cost, before it is sent
+# ---------------------------------------------------------------------------
+
+
+def sms_first(template_text: str):
+    """SMS (Alibaba, configured on the 提醒渠道 page) first, then e-mail."""
+    from notices.models import ChannelConfig
+
+    options = {
+        "access_key_id": "LTAI5tKey",
+        "sign_name": "示范大学",
+        "template_id": "SMS_1",
+        "template_text": template_text,
+    }
+    ChannelConfig.objects.create(name="sms", enabled=True, position=1, provider="aliyun", options=options, secret="s")
+    ChannelConfig.objects.create(name="email", enabled=True, position=2)
+
+
+def test_the_class_page_estimates_the_channels_and_the_sms_billed_before_reminding(
+    client, secretary, klass, classmates, open_campaign, department, cohort
+):
+    # 【示范大学】(6) + name (2) + 同学，请于 (5) + the deadline "MM月DD日 HH:MM" (12) + 前核对学籍。(6) = 31: one SMS.
+    sms_first("${name}同学，请于${deadline}前核对学籍。")
+    type(classmates[0]).objects.filter(pk__in=[s.pk for s in classmates]).update(phone="")  # e-mail only
+    for name in ("赵六", "钱七"):
+        only_phone = student_with_account(
+            department=department, class_group=klass, cohort=cohort, name=name, email="", phone="13912345678"
+        )
+        open_campaign.checklists.get_or_create(student=only_phone)
+    student_with_account(department=department, class_group=klass, cohort=cohort, name="孙八", email="", phone="")
+    open_campaign.checklists.get_or_create(student=klass.students.get(name="孙八"))
+    client.force_login(secretary)
+
+    estimate = text(re.search(r'<p class="estimate".*?</p>', class_page(client, klass, open_campaign), re.S)[0])
+
+    # SMS takes those with a mobile number (the two without e-mail), e-mail the two others.
+    assert "将通过 短信/电子邮件 提醒 4 名学生（短信 2 人、电子邮件 2 人）。" in estimate
+    assert "短信 2 条，计费 2 条（70 字以内算一条，更长的按 67 字一条）。" in estimate
+    assert "1 名学生没有可用的联系方式，收不到提醒，请另行通知。" in estimate
+
+
+def test_a_long_sms_is_billed_in_parts_of_67_characters(registrar, client, classmates, open_campaign):
+    from notices.channels import sms_parts
+
+    assert [sms_parts("字" * n) for n in (1, 70, 71, 134, 135)] == [1, 1, 2, 2, 3]
+    sms_first("${name}同学：" + "请尽快登录学籍核对系统核对学籍信息" * 4 + "${link}")
+    Student = type(classmates[0])
+    Student.objects.filter(pk__in=[s.pk for s in classmates]).update(email="", phone="13912345678")
+    client.force_login(registrar)
+
+    page = html(client.get(reverse("notices:reminder_plan", args=[open_campaign.pk])))
+
+    # Two unfinished students, each message over 70 characters but under 134: two parts each.
+    assert "短信 2 条，计费 4 条（70 字以内算一条，更长的按 67 字一条）。" in text(
+        re.search(r'<p class="estimate".*?</p>', page, re.S)[0]
+    )

@@ -115,6 +115,47 @@ def test_a_server_error_is_retried_and_a_gone_endpoint_fails(
     assert delivery.status == "failed" and "410" in delivery.last_error
 
 
+def test_a_department_sign_off_and_its_withdrawal_are_posted(
+    department, secretary, registrar, django_capture_on_commit_callbacks
+):
+    secret = {}
+    server = Receiver(lambda: secret["value"])
+    try:
+        _endpoint, secret["value"] = webhook_endpoint_create(
+            name="学工系统",
+            url=server.url,
+            events=[WebhookEndpoint.Event.DEPARTMENT_SIGNED_OFF, WebhookEndpoint.Event.SIGN_OFF_WITHDRAWN],
+        )
+        student = student_with_account(department=department)
+        campaign = CampaignFactory(cohorts=[student.cohort])
+        with django_capture_on_commit_callbacks(execute=True):
+            sign_off = services.department_sign_off(
+                campaign=campaign, department=department, remark="张三休学", by=secretary
+            )
+        (signed,) = server.received
+        assert signed["valid"] and signed["event"] == "department.signed_off"
+        body = signed["body"]
+        assert (body["sign_off"], body["campaign"], body["department_name"]) == (sign_off.pk, campaign.pk, "计算机学院")
+        assert (body["total"], body["finished"]) == (1, 0)
+        assert "张三" not in json.dumps(body, ensure_ascii=False)  # the remark is free text: not posted
+        with django_capture_on_commit_callbacks(execute=True):
+            services.sign_off_withdraw(sign_off_id=sign_off.pk, reason="报错尚未处理", by=registrar)
+            # Withdrawing again changes nothing and posts nothing.
+            services.sign_off_withdraw(sign_off_id=sign_off.pk, reason="报错尚未处理", by=registrar)
+        assert [r["event"] for r in server.received] == ["department.signed_off", "department.sign_off_withdrawn"]
+        assert server.received[1]["valid"] and server.received[1]["body"]["sign_off"] == sign_off.pk
+    finally:
+        server.close()
+
+
+def test_an_endpoint_gets_only_the_events_it_chose(receiver, department, secretary, django_capture_on_commit_callbacks):
+    student = student_with_account(department=department)
+    campaign = CampaignFactory(cohorts=[student.cohort])
+    with django_capture_on_commit_callbacks(execute=True):
+        services.department_sign_off(campaign=campaign, department=department, by=secretary)
+    assert receiver.received == [] and not WebhookDelivery.objects.exists()
+
+
 def test_the_same_event_written_twice_is_one_delivery(receiver):
     assert webhook_event("flag.status_changed", key="flag-1-x", payload={}) == 1
     webhook_event("flag.status_changed", key="flag-1-x", payload={})

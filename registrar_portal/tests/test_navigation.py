@@ -35,7 +35,7 @@ def test_registrar_staff_see_their_links_in_five_menus_by_task(client, registrar
     assert groups["进度"] == ["全校", "院系", "核对活动"]
     assert groups["审核与更正"] == ["审核", "更正", "数据问题", "学生求助"]
     assert groups["学生与名单"] == ["学生", "导入名单", "名单对照", "导出"]
-    assert groups["通知与提醒"] == ["通知", "日报", "群机器人"]
+    assert groups["通知与提醒"] == ["通知", "日报", "群机器人", "提醒渠道"]
     assert groups["系统"] == ["访问日志", "接口客户端", "Webhook", "两步验证"]  # no admin link: not a superuser
 
 
@@ -51,6 +51,25 @@ def test_a_secretary_sees_only_the_links_that_apply(client, secretary):
         "通知与提醒": ["通知", "日报"],
         "系统": ["两步验证"],
     }
+
+
+def test_a_counsellor_finds_my_classes_in_the_menu_and_the_crumbs_of_a_class(client, department):
+    from students.models import User
+    from students.tests.factories import ClassGroupFactory
+
+    class_group = ClassGroupFactory(department=department, name="计算机2501")
+    counsellor = UserFactory(role=User.Role.COUNSELLOR, username="counsellor1")
+    counsellor.classes.set([class_group])
+    client.force_login(counsellor)
+
+    response = client.get(reverse("workspace:class_detail", args=[class_group.pk]))
+
+    groups = groups_of(nav_of(response))
+    assert groups["进度"] == ["我的班级"]
+    assert re.findall(r'<summary aria-current="true">(.*?)</summary>', nav_of(response)) == ["进度"]
+    crumbs = re.search(r'<p class="crumbs">(.*?)</p>', response.content.decode(), re.S)[1]
+    assert "我的班级" in crumbs and "院系工作台" not in crumbs
+    assert "院系" not in "".join(re.findall(r">([^<>]+)</a>", nav_of(response)))
 
 
 def test_a_student_has_my_checks_and_no_staff_menus(client, department):

@@ -3,8 +3,11 @@
 Every named URL in every namespace has a row here, except the Django admin's,
 which keeps its own test (students/tests/test_views.py).  A row says what each
 persona gets: an anonymous visitor, the record's own student, the secretary of
-the student's department, another department's secretary, registrar staff and
-a superuser.  Out of scope is 404, never 403; anonymous visitors are sent to
+the student's department, another department's secretary, the counsellor of the
+student's class, the class's monitor (a classmate), an admissions-office
+reviewer, registrar staff and a superuser.  The matrix runs with the counsellor
+step in the review chain and 专业 flags routed to the admissions office, so that
+every role holds what it can hold.  Out of scope is 404, never 403; anonymous visitors are sent to
 the sign-in page, except on the public pages (sign-in, claim, a valid class
 progress link).
 
@@ -27,6 +30,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from django.apps import apps
 from django.conf import settings
+from django.db import connection
 from django.test import override_settings
 from django.urls import URLResolver, get_resolver, include, path, reverse
 from django.utils import timezone, translation
@@ -50,9 +54,23 @@ from verification.tests.factories import CampaignFactory, pdf_bytes, png_bytes, 
 
 pytestmark = pytest.mark.django_db
 
-PERSONAS = ("anonymous", "student", "own_secretary", "other_secretary", "registrar", "superuser")
+PERSONAS = (
+    "anonymous",
+    "student",
+    "own_secretary",
+    "other_secretary",
+    "counsellor",
+    "monitor",
+    "admissions",
+    "registrar",
+    "superuser",
+)
 STAFF = frozenset({"own_secretary", "registrar", "superuser"})  # those who may act on the student's record
+# The class's counsellor also acts on the student's record: views it, records for them, reviews, reminds.
+CLASS_STAFF = STAFF | {"counsellor"}
 REGISTRARS = frozenset({"registrar", "superuser"})
+# The school settings the matrix runs with (docs/roles.md).
+ROLE_SETTINGS = {"REVIEW_CHAIN": ["counsellor", "department", "registrar"], "ADMISSIONS_REVIEW": True}
 
 
 # ----------------------------------------------------------------------------
@@ -92,6 +110,13 @@ def build_cast() -> Cast:
     )
     secretary = SecretaryFactory(departments=[department])
     other_secretary = SecretaryFactory(departments=[other_department])
+    counsellor = UserFactory(role=User.Role.COUNSELLOR, username="counsellor1")
+    counsellor.classes.set([class_group])
+    monitor = student_with_account(
+        department=department, class_group=class_group, cohort=cohort, name="赵班长", student_number="2025010002"
+    )
+    class_group.monitors.add(monitor.user)
+    admissions = UserFactory(role=User.Role.ADMISSIONS, username="admissions1")
     superuser = UserFactory(username="root", role=User.Role.ADMIN, is_staff=True, is_superuser=True)
     campaign = CampaignFactory(name="2025级新生学籍核对", cohorts=[cohort], by=registrar)
     flags = []
@@ -142,6 +167,9 @@ def build_cast() -> Cast:
             "student": student.user,
             "own_secretary": secretary,
             "other_secretary": other_secretary,
+            "counsellor": counsellor,
+            "monitor": monitor.user,
+            "admissions": admissions,
             "registrar": registrar,
             "superuser": superuser,
         },
@@ -152,13 +180,19 @@ def build_cast() -> Cast:
 def shared_cast(module_rows, tmp_path_factory):
     """The cast, built once per module: building it for each case took most of the suite's time."""
     root = tmp_path_factory.mktemp("matrix-private")
-    with module_rows(), override_settings(PRIVATE_ROOT=root), translation.override(settings.LANGUAGE_CODE):
+    with (
+        module_rows(),
+        override_settings(PRIVATE_ROOT=root, **ROLE_SETTINGS),
+        translation.override(settings.LANGUAGE_CODE),
+    ):
         return build_cast(), root
 
 
 @pytest.fixture
 def cast(db, shared_cast, settings):
     """A fresh copy of the cast and of its files for each case; the case's own changes are rolled back."""
+    for name, value in ROLE_SETTINGS.items():
+        setattr(settings, name, value)
     built, root = shared_cast
     shutil.copytree(root, settings.PRIVATE_ROOT, dirs_exist_ok=True)
     return copy.deepcopy(built)
@@ -314,13 +348,13 @@ def everyone(outcome, **overrides) -> dict:
 
 
 def staff_only(ok, **overrides) -> dict:
-    """Secretaries and registrar staff; students 404; anonymous visitors sign in."""
-    return everyone(404, **{"anonymous": LOGIN, **{p: ok for p in STAFF | {"other_secretary"}}, **overrides})
+    """Secretaries, counsellors and registrar staff; students 404; anonymous visitors sign in."""
+    return everyone(404, **{"anonymous": LOGIN, **{p: ok for p in CLASS_STAFF | {"other_secretary"}}, **overrides})
 
 
 def own_staff_only(ok, **overrides) -> dict:
-    """The student's own secretary and registrar staff; the other secretary 404."""
-    return everyone(404, **{"anonymous": LOGIN, **{p: ok for p in STAFF}, **overrides})
+    """The student's own secretary, their class's counsellor and registrar staff; the other secretary 404."""
+    return everyone(404, **{"anonymous": LOGIN, **{p: ok for p in CLASS_STAFF}, **overrides})
 
 
 def registrar_only(ok, **overrides) -> dict:
@@ -329,6 +363,11 @@ def registrar_only(ok, **overrides) -> dict:
 
 def student_only(ok, **overrides) -> dict:
     return everyone(404, **{"anonymous": LOGIN, "student": ok, **overrides})
+
+
+def own_check(ok, **overrides) -> dict:
+    """A page of one's own check: the student gets theirs, and so does the monitor (a classmate in the campaign)."""
+    return student_only(ok, **{"monitor": ok, **overrides})
 
 
 @dataclass(frozen=True)
@@ -393,6 +432,9 @@ MATRIX = [
             student=To("verification:my_checks"),
             own_secretary=To("workspace:dashboard"),
             other_secretary=To("workspace:dashboard"),
+            counsellor=To("workspace:dashboard"),
+            monitor=To("verification:my_checks"),
+            admissions=To("workspace:correction_queue"),
         ),
     ),
     Route("sign-in page", "login", everyone(200)),
@@ -525,23 +567,35 @@ MATRIX = [
     Route(
         "my checks",
         "verification:my_checks",
-        everyone(200, anonymous=LOGIN, student=To("verification:checklist", lambda c: [c.campaign.pk])),
+        everyone(
+            200,
+            anonymous=LOGIN,
+            student=To("verification:checklist", lambda c: [c.campaign.pk]),
+            monitor=To("verification:checklist", lambda c: [c.campaign.pk]),
+        ),
     ),
-    Route("checklist", "verification:checklist", student_only(200), args=lambda c: [c.campaign.pk]),
+    # The class monitor's page: the class's counts and the names of those not done, nothing more.
+    Route(
+        "class progress for its monitor",
+        "verification:class_progress",
+        needs("class.monitor", 200),
+        public_class_page=True,
+    ),
+    Route("checklist", "verification:checklist", own_check(200), args=lambda c: [c.campaign.pk]),
     Route(
         "confirm all",
         "verification:confirm_all",
-        student_only(To("verification:checklist", lambda c: [c.campaign.pk])),
+        own_check(To("verification:checklist", lambda c: [c.campaign.pk])),
         method="post",
         args=lambda c: [c.campaign.pk],
         data=lambda c: {"record_version": c.student.version, "attest": "on"},
-        writers=frozenset({"student"}),
+        writers=frozenset({"student", "monitor"}),
         setup=withdraw_the_flag,
     ),
     Route(
         "confirm the other fields",
         "verification:confirm_rest",
-        student_only(To("verification:checklist", lambda c: [c.campaign.pk])),
+        own_check(To("verification:checklist", lambda c: [c.campaign.pk])),
         method="post",
         args=lambda c: [c.campaign.pk],
         # The cast's other fields are answered already, so the student's post changes nothing here;
@@ -551,41 +605,41 @@ MATRIX = [
     Route(
         "confirm a field",
         "verification:field_confirm",
-        student_only(To("verification:checklist", lambda c: [c.campaign.pk])),
+        own_check(To("verification:checklist", lambda c: [c.campaign.pk])),
         method="post",
         args=lambda c: [c.campaign.pk, "XM"],
         data=lambda c: {"record_version": c.student.version},
-        writers=frozenset({"student"}),
+        writers=frozenset({"student", "monitor"}),
     ),
     Route(
         "flag form",
         "verification:field_flag",
-        student_only(200),
+        own_check(200),
         args=lambda c: [c.campaign.pk, "BH"],
     ),
     Route(
         "flag a field",
         "verification:field_flag",
-        student_only(To("verification:checklist", lambda c: [c.campaign.pk])),
+        own_check(To("verification:checklist", lambda c: [c.campaign.pk])),
         method="post",
         args=lambda c: [c.campaign.pk, "BH"],
         data=lambda c: {"record_version": c.student.version, "claimed_value": "计算机2599"},
-        writers=frozenset({"student"}),
+        writers=frozenset({"student", "monitor"}),
     ),
     Route(
         "support request form",
         "verification:support_request",
-        student_only(200),
+        own_check(200),
         args=lambda c: [c.campaign.pk, "not_found"],
     ),
     Route(
         "support request",
         "verification:support_request",
-        student_only(To("verification:checklist", lambda c: [c.campaign.pk])),
+        own_check(To("verification:checklist", lambda c: [c.campaign.pk])),
         method="post",
         args=lambda c: [c.campaign.pk, "not_found"],
         data=lambda c: {"note": "学信网上查不到"},
-        writers=frozenset({"student"}),
+        writers=frozenset({"student", "monitor"}),
     ),
     # Staff see flags in the review queue; the flag page is the student's own.
     Route("flag page", "verification:flag_detail", student_only(200), args=lambda c: [c.flag.pk]),
@@ -648,7 +702,7 @@ MATRIX = [
         method="post",
         args=lambda c: [c.class_group.pk],
         data=_campaign,
-        writers=STAFF,
+        writers=CLASS_STAFF,
     ),
     Route(
         "revoke a class progress link",
@@ -656,7 +710,7 @@ MATRIX = [
         needs("class.share_progress", To("workspace:class_detail", lambda c: [c.class_group.pk]), on=ON_CLASS),
         method="post",
         args=lambda c: [c.link.pk],
-        writers=STAFF,
+        writers=CLASS_STAFF,
     ),
     # The other secretary sees their own (empty of this student) queue; the leak check applies.
     Route("review queue", "workspace:review_queue", needs("flag.review", 200)),
@@ -667,7 +721,7 @@ MATRIX = [
         own_staff_only(To("workspace:review_queue"), other_secretary=To("workspace:review_queue")),
         method="post",
         data=lambda c: {"flags": [c.flag.pk], "action": "forward"},
-        writers=STAFF,
+        writers=CLASS_STAFF,
     ),
     Route(
         "add a note to a flag",
@@ -675,7 +729,7 @@ MATRIX = [
         needs("flag.note", To("workspace:review_queue"), on=lambda c: c.flag),
         method="post",
         data=lambda c: {"flags": [c.flag.pk], "action": "note", "note": "已电话联系学生"},
-        writers=STAFF,
+        writers=CLASS_STAFF,
     ),
     Route(
         "student record",
@@ -698,7 +752,7 @@ MATRIX = [
         method="post",
         args=lambda c: [c.student.pk],
         data=lambda c: {"campaign": c.campaign.pk, "record_version": c.student.version, "attest": "on"},
-        writers=STAFF,
+        writers=CLASS_STAFF,
         setup=withdraw_the_flag,
     ),
     Route(
@@ -715,7 +769,7 @@ MATRIX = [
         method="post",
         args=lambda c: [c.student.pk, "BH"],
         data=lambda c: {"campaign": c.campaign.pk, "record_version": c.student.version, "claimed_value": "计算机2599"},
-        writers=STAFF,
+        writers=CLASS_STAFF,
     ),
     # --- Who is in and the calendar (verification/tests/test_calendar.py) -------------------------------
     Route(
@@ -855,10 +909,18 @@ MATRIX = [
     Route(
         "export the class sign-off sheet",
         "exports:export_create",
-        needs("export.department_lists", FILE, on=ON_CLASS),
+        needs("export.class_lists", FILE, on=ON_CLASS),
         method="post",
         data=lambda c: {"kind": "class-sign-off", "campaign": c.campaign.pk, "class_group": c.class_group.pk},
-        writers=STAFF,
+        writers=CLASS_STAFF,
+    ),
+    Route(
+        "export the error list of a class",
+        "exports:export_create",
+        needs("export.class_lists", FILE, on=ON_CLASS),
+        method="post",
+        data=lambda c: {"kind": "class-errors", "campaign": c.campaign.pk, "classes": c.class_group.pk},
+        writers=CLASS_STAFF,
     ),
     # A stored export is its requester's alone, whoever else may see the class.
     Route(
@@ -893,13 +955,17 @@ MATRIX = [
         data=lambda c: {"title": "补充通知", "body": "请按时核对。"},
         writers=REGISTRARS,
     ),
+    # Staff, the admissions office too, read every published notice; students those meant for them.
     Route(
-        "notice for everyone", "notices:notice_detail", everyone(200, anonymous=LOGIN), args=lambda c: [notice(c).pk]
+        "notice for everyone",
+        "notices:notice_detail",
+        everyone(200, anonymous=LOGIN),
+        args=lambda c: [notice(c).pk],
     ),
     Route(
         "notice for the other department only",
         "notices:notice_detail",
-        everyone(200, anonymous=LOGIN, student=404),
+        everyone(200, anonymous=LOGIN, student=404, monitor=404),
         args=lambda c: [notice(c, departments=[c.other_student.department]).pk],
     ),
     Route(
@@ -954,7 +1020,7 @@ MATRIX = [
     Route(
         "attachment of the other department's notice",
         "notices:attachment_download",
-        everyone(FILE, anonymous=LOGIN, student=404),
+        everyone(FILE, anonymous=LOGIN, student=404, monitor=404),
         args=lambda c: [attachment(c, departments=[c.other_student.department]).pk],
     ),
     Route(
@@ -1021,7 +1087,7 @@ MATRIX = [
             "scope": "chosen",
             "students": [c.student.pk],
         },
-        writers=STAFF,
+        writers=CLASS_STAFF,
     ),
     Route("department digests", "notices:digest_list", needs("digest.view", 200)),
     Route(
@@ -1050,6 +1116,47 @@ MATRIX = [
         },
         writers=REGISTRARS,
     ),
+    # The school's reminder channels: order and credentials (notices/tests/test_reminder_channel_pages.py).
+    Route("reminder channels", "notices:reminder_channels", needs("reminder.channels", 200)),
+    Route(
+        "move a reminder channel",
+        "notices:reminder_channels",
+        needs("reminder.channels", To("notices:reminder_channels")),
+        method="post",
+        data=lambda c: {"name": "console", "move": "up"},
+        writers=REGISTRARS,
+    ),
+    Route(
+        "reminder channel form",
+        "notices:reminder_channel_edit",
+        needs("reminder.channels", 200),
+        args=lambda c: ["wecom"],
+    ),
+    Route(
+        "set a reminder channel",
+        "notices:reminder_channel_edit",
+        needs("reminder.channels", To("notices:reminder_channel_edit", lambda c: ["wecom"])),
+        method="post",
+        args=lambda c: ["wecom"],
+        data=lambda c: {
+            "enabled": "on",
+            "position": 1,
+            "corp_id": "ww0001",
+            "agent_id": 1000002,
+            "userid_field": "student_number",
+            "secret": "app-secret",
+        },
+        writers=REGISTRARS,
+    ),
+    # A test message goes out at once, not through the outbox: nothing is written.
+    Route(
+        "send a test message on a reminder channel",
+        "notices:reminder_channel_test",
+        needs("reminder.channels", To("notices:reminder_channel_edit", lambda c: ["console"])),
+        method="post",
+        args=lambda c: ["console"],
+        data=lambda c: {"to": "2025010001"},
+    ),
 ]
 
 MATRIX_CASES = [pytest.param(route, persona, id=f"{route.label}-{persona}") for route in MATRIX for persona in PERSONAS]
@@ -1071,21 +1178,36 @@ def out_of_scope(cast: Cast, persona: str, route: Route) -> list[str]:
         "student": [cast.other_student],
         "own_secretary": [cast.other_student],
         "other_secretary": [cast.student],
+        "counsellor": [cast.other_student],
+        "monitor": [cast.student, cast.other_student],
+        # The cast's flags are on 民族: none is the admissions office's.
+        "admissions": [cast.student, cast.other_student],
     }.get(persona, [])
-    if route.public_class_page:
-        # The link shows the names of the class's students who are not done; nothing of others.
-        hidden = [s for s in hidden if s != cast.student]
-    return [secret for student in hidden for secret in secrets_of(student)]
+    secrets = [secret for student in hidden for secret in secrets_of(student)]
+    if route.public_class_page or persona == "monitor":
+        # The class's name is a classmate's too; a class progress page (the link, the monitor's page) shows
+        # the names of the class's students who are not done, never their 学号 or ID number.
+        shown = [cast.student.class_name] + ([cast.student.name] if route.public_class_page else [])
+        secrets = [secret for secret in secrets if secret not in shown]
+    return secrets
 
 
 def database_state() -> dict:
-    """Every row of the project's own tables, and the private files."""
+    """Every row of the project's own tables as stored, and the private files.
+
+    One plain query per table: through the ORM (and decrypting every encrypted value) this took half of the
+    matrix's time.  Stored bytes are stricter too: a POST that re-saves a row unchanged counts as a change.
+    """
     state = {}
-    for label in ("students", "verification", "notices"):
-        if not apps.is_installed(label):
-            continue
-        for model in apps.get_app_config(label).get_models(include_auto_created=True):
-            state[model._meta.db_table] = list(model.objects.order_by("pk").values())
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for label in ("students", "verification", "notices"):
+            if not apps.is_installed(label):
+                continue
+            for model in apps.get_app_config(label).get_models(include_auto_created=True):
+                table = model._meta.db_table
+                cursor.execute(f"SELECT * FROM {quote(table)} ORDER BY {quote(model._meta.pk.column)}")
+                state[table] = cursor.fetchall()
     root = Path(settings.PRIVATE_ROOT)
     state["private files"] = sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
     return state
@@ -1152,23 +1274,29 @@ def test_permission_matrix(client, cast, route, persona):
 # ----------------------------------------------------------------------------
 
 ANY_SECRETARY = STAFF | {"other_secretary"}
+ANY_CLASS_STAFF = ANY_SECRETARY | {"counsellor"}
 # capability → (personas holding it at all, personas holding it on the student's own record).
 HOLDERS = {
-    "workspace.use": (ANY_SECRETARY, STAFF),
-    "student.view": (ANY_SECRETARY, STAFF),
-    "student.record_for": (ANY_SECRETARY, STAFF),
-    "class.share_progress": (ANY_SECRETARY, STAFF),
-    "flag.review": (ANY_SECRETARY, STAFF),
-    "flag.note": (ANY_SECRETARY, STAFF),
+    "workspace.use": (ANY_CLASS_STAFF, CLASS_STAFF),
+    # The admissions office opens the records of students with a 专业 flag only (the cast has none).
+    "student.view": (ANY_CLASS_STAFF | {"admissions"}, CLASS_STAFF),
+    "student.record_for": (ANY_CLASS_STAFF, CLASS_STAFF),
+    "class.share_progress": (ANY_CLASS_STAFF, CLASS_STAFF),
+    "flag.review": (ANY_CLASS_STAFF, CLASS_STAFF),
+    "flag.note": (ANY_CLASS_STAFF | {"admissions"}, CLASS_STAFF),
     "export.department_lists": (ANY_SECRETARY, STAFF),
-    "reminder.remind_class": (ANY_SECRETARY, STAFF),
+    "export.class_lists": (ANY_CLASS_STAFF, CLASS_STAFF),
+    "reminder.remind_class": (ANY_CLASS_STAFF, CLASS_STAFF),
+    "class.monitor": ({"monitor"}, set()),
     "digest.view": (ANY_SECRETARY, STAFF),
     "ticket.view": (ANY_SECRETARY, STAFF),
     "checklist.extend": (ANY_SECRETARY, STAFF),
     "checklist.membership": (ANY_SECRETARY, STAFF),
     "department.sign_off": (ANY_SECRETARY, STAFF),
     "notice.view_stats": (ANY_SECRETARY, ANY_SECRETARY),
-    "checklist.answer_own": ({"student"}, {"student"}),
+    "notice.read": (ANY_CLASS_STAFF | {"admissions"}, ANY_CLASS_STAFF | {"admissions"}),
+    "checklist.answer_own": ({"student", "monitor"}, {"student"}),
+    "flag.correct": (REGISTRARS | {"admissions"}, REGISTRARS),
     **{
         name: (REGISTRARS, REGISTRARS)
         for name in (
@@ -1179,12 +1307,12 @@ HOLDERS = {
             "roster.compare",
             "api.manage_clients",
             "ticket.manage",
-            "flag.correct",
             "export.school_lists",
             "export.access_log",
             "notice.edit",
             "notice.view_drafts",
             "reminder.manage",
+            "reminder.channels",
             "account.second_factor",
             "account.unlock",
             "department.withdraw_sign_off",

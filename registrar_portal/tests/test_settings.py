@@ -1,21 +1,27 @@
 """Settings and the Celery app, as an operator starting the portal meets them.
 
-The settings are checked in a subprocess running the real settings module
-(not the test one), so what is asserted is what ``manage.py`` does on a
-server.  The settings also read ``<project root>/.env`` without overriding
-variables already set, so the subprocess sets every variable it relies on
-explicitly (empty where it means "unset"): a developer's ``.env`` cannot
-change the outcome.
+The real settings module (not the test one) is run in a clean environment, so what is asserted is what
+``manage.py`` gets on a server: in this process (``portal_settings``) where only the values matter, and in a
+subprocess (``manage``) where starting the portal and its system checks is the point, since each subprocess
+costs a Django start-up.  The settings also read ``<project root>/.env`` without overriding variables already
+set, so the environment sets every variable the settings rely on explicitly (empty where it means "unset"): a
+developer's ``.env`` cannot change the outcome.
 """
 
 import os
+import runpy
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
 
 import pytest
+from celery import Celery
 from celery.contrib.django.task import DjangoTask
+from django.conf import global_settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
 from registrar_portal.celery import app
@@ -63,54 +69,58 @@ def manage(tmp_path, *args, root=ROOT, env=None, **overrides) -> subprocess.Comp
     )
 
 
+def portal_settings(tmp_path, *, root=ROOT, env=None, **overrides) -> dict:
+    """What ``django.conf.settings`` would hold under this environment: Django's defaults overlaid with what
+    ``<root>/registrar_portal/settings.py`` sets, run in this process.  It raises what the module raises."""
+    environment = env if env is not None else portal_env(tmp_path, **overrides)
+    with mock.patch.dict(os.environ, environment, clear=True):  # .env values it reads vanish with the patch
+        module = runpy.run_path(str(root / "registrar_portal" / "settings.py"))
+    values = {name: getattr(global_settings, name) for name in dir(global_settings) if name.isupper()}
+    values.update((name, value) for name, value in module.items() if name.isupper())
+    return values
+
+
 # ----------------------------------------------------------------------------
 # DEBUG off refuses to start without a key and hosts
 # ----------------------------------------------------------------------------
 
 
 def test_debug_off_without_secret_key_refuses_to_start(tmp_path):
-    result = manage(tmp_path, "check")
-    assert result.returncode != 0
-    assert "SECRET_KEY" in result.stderr
-    assert "ImproperlyConfigured" in result.stderr
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY"):
+        portal_settings(tmp_path)
 
 
 def test_debug_off_without_allowed_hosts_refuses_to_start(tmp_path):
-    result = manage(tmp_path, "check", SECRET_KEY="a-long-random-production-key-" + "x" * 40)
-    assert result.returncode != 0
-    assert "ALLOWED_HOSTS" in result.stderr
-    assert "SECRET_KEY must be set" not in result.stderr
+    with pytest.raises(ImproperlyConfigured, match="ALLOWED_HOSTS") as refused:
+        portal_settings(tmp_path, SECRET_KEY="a-long-random-production-key-" + "x" * 40)
+    assert "SECRET_KEY must be set" not in str(refused.value)
 
 
 def test_debug_off_with_key_and_hosts_starts(tmp_path):
-    result = manage(
+    """The settings load; manage.py check --deploy runs on them in test_security (one start-up for both)."""
+    values = portal_settings(
         tmp_path,
-        "check",
         SECRET_KEY="a-long-random-production-key-" + "x" * 40,
         ALLOWED_HOSTS="rollcheck.example.edu.cn",
         **PRODUCTION_KEYS,
     )
-    assert result.returncode == 0, result.stderr
-    assert "no issues" in result.stdout
+    assert values["DEBUG"] is False
+    assert values["ALLOWED_HOSTS"] == ["rollcheck.example.edu.cn"]
+    assert values["ID_NUMBER_KEYS"] == [PRODUCTION_KEYS["ID_NUMBER_KEYS"]]
 
 
 def test_debug_off_without_id_number_keys_refuses_to_start(tmp_path):
     """ID numbers are encrypted at rest: production must bring its own keys (docs/keys.md)."""
-    result = manage(
-        tmp_path,
-        "check",
-        SECRET_KEY="a-long-random-production-key-" + "x" * 40,
-        ALLOWED_HOSTS="rollcheck.example.edu.cn",
-    )
-    assert result.returncode != 0
-    assert "ID_NUMBER_KEYS" in result.stderr
+    with pytest.raises(ImproperlyConfigured, match="ID_NUMBER_KEYS"):
+        portal_settings(
+            tmp_path, SECRET_KEY="a-long-random-production-key-" + "x" * 40, ALLOWED_HOSTS="rollcheck.example.edu.cn"
+        )
 
 
 @pytest.mark.parametrize("debug", ["0", "false", "off"])
 def test_debug_spelled_off_still_refuses(tmp_path, debug):
-    result = manage(tmp_path, "check", DEBUG=debug)
-    assert result.returncode != 0
-    assert "SECRET_KEY" in result.stderr
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY"):
+        portal_settings(tmp_path, DEBUG=debug)
 
 
 def test_debug_on_with_nothing_else_set_runs(tmp_path):
@@ -120,16 +130,9 @@ def test_debug_on_with_nothing_else_set_runs(tmp_path):
 
 
 def test_debug_on_falls_back_to_development_key_and_local_hosts(tmp_path):
-    code = (
-        "from django.conf import settings;"
-        "print(settings.SECRET_KEY.startswith('django-insecure'));"
-        "print(','.join(settings.ALLOWED_HOSTS))"
-    )
-    result = manage(tmp_path, "shell", "-c", code, DEBUG="1")
-    assert result.returncode == 0, result.stderr
-    insecure, hosts = result.stdout.split()
-    assert insecure == "True"
-    assert set(hosts.split(",")) == {"127.0.0.1", "localhost", "[::1]"}
+    values = portal_settings(tmp_path, DEBUG="1")
+    assert values["SECRET_KEY"].startswith("django-insecure")
+    assert set(values["ALLOWED_HOSTS"]) == {"127.0.0.1", "localhost", "[::1]"}
 
 
 # ----------------------------------------------------------------------------
@@ -163,26 +166,26 @@ def test_truly_unset_debug_means_off(tmp_path):
     env = portal_env(tmp_path)
     for name in CLEARED:
         del env[name]
-    result = manage(tmp_path, "check", root=project_copy(tmp_path, dot_env=None), env=env)
-    assert result.returncode != 0
-    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY must be set when DEBUG is off"):
+        portal_settings(tmp_path, root=project_copy(tmp_path, dot_env=None), env=env)
 
 
 def test_dot_env_supplies_unset_variables(tmp_path, project_with_env_file):
     env = portal_env(tmp_path)
     for name in CLEARED:
         del env[name]
-    code = "from django.conf import settings; print(settings.DEBUG, settings.SECRET_KEY, settings.ALLOWED_HOSTS)"
-    result = manage(tmp_path, "shell", "-c", code, root=project_with_env_file, env=env)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "True from-dot-env ['dotenv.example']"
+    values = portal_settings(tmp_path, root=project_with_env_file, env=env)
+    assert (values["DEBUG"], values["SECRET_KEY"], values["ALLOWED_HOSTS"]) == (
+        True,
+        "from-dot-env",
+        ["dotenv.example"],
+    )
 
 
 def test_environment_wins_over_dot_env(tmp_path, project_with_env_file):
     # The same empty variables these tests use everywhere: .env's DEBUG=1 must not rescue them.
-    result = manage(tmp_path, "check", root=project_with_env_file)
-    assert result.returncode != 0
-    assert "SECRET_KEY" in result.stderr
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY"):
+        portal_settings(tmp_path, root=project_with_env_file)
 
 
 # ----------------------------------------------------------------------------
@@ -229,27 +232,28 @@ def test_delay_on_commit_never_runs_when_the_transaction_rolls_back(no_calls, dj
     assert calls == []
 
 
-CELERY_PROBE = """
-from django.conf import settings
-from registrar_portal.celery import app
-
-@app.task(name="probe.add")
-def add(x, y):
-    return x + y
-
-print(settings.CELERY_TASK_ALWAYS_EAGER, app.conf.task_always_eager, app.conf.broker_url.split(":")[0])
-if app.conf.task_always_eager:
-    print(add.delay(2, 3).get(timeout=5))
-"""
+def celery_app(values: dict) -> Celery:
+    """A Celery app configured from these settings the way registrar_portal/celery.py configures its own."""
+    probe = Celery("probe", set_as_current=False)
+    probe.config_from_object(SimpleNamespace(**values), namespace="CELERY")
+    return probe
 
 
 def test_without_redis_url_tasks_run_in_process(tmp_path):
-    result = manage(tmp_path, "shell", "-c", CELERY_PROBE, DEBUG="1")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["True", "True", "memory", "5"]
+    values = portal_settings(tmp_path, DEBUG="1")
+    probe = celery_app(values)
+
+    @probe.task(name="probe.add")
+    def add(x, y):
+        return x + y
+
+    assert values["CELERY_TASK_ALWAYS_EAGER"] is True and probe.conf.task_always_eager is True
+    assert probe.conf.broker_url.split(":")[0] == "memory"
+    assert add.delay(2, 3).get(timeout=5) == 5
 
 
 def test_with_redis_url_tasks_go_to_the_broker(tmp_path):
-    result = manage(tmp_path, "shell", "-c", CELERY_PROBE, DEBUG="1", REDIS_URL="redis://127.0.0.1:6379/15")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "False", "redis"]
+    values = portal_settings(tmp_path, DEBUG="1", REDIS_URL="redis://127.0.0.1:6379/15")
+    probe = celery_app(values)
+    assert values["CELERY_TASK_ALWAYS_EAGER"] is False and probe.conf.task_always_eager is False
+    assert probe.conf.broker_url.split(":")[0] == "redis"

@@ -9,8 +9,8 @@ from ..models import AccessEvent, Photo
 from ..permissions import get_student_for
 from .services import path_of
 
-# The card and the review page ask for the photo again on each view; the browser
-# may keep it for a while but never share it (no proxy, no public URL).
+# The browser may keep a photo for a while but never share it (no proxy, no public URL); the
+# pages add the photo's hash to the address (?v=…), so a re-imported photo is fetched afresh.
 PHOTO_CACHE = "private, max-age=600"
 
 

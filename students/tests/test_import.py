@@ -688,6 +688,22 @@ def test_importing_the_same_file_twice_changes_nothing(tmp_path, changes_hook):
     assert RosterImport.objects.count() == 2
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_importing_the_same_file_twice_outside_a_transaction_changes_nothing(tmp_path):
+    # Outside a transaction the stored rows are read on a second connection while the file is read.
+    rows = base_rows(3)
+    rows[1]["MZ"] = "穿青人"
+    path = roster(tmp_path, rows)
+    first = run(path)
+
+    report = run(path)
+
+    assert (report.created, report.updated, report.unchanged) == (0, 0, 3)
+    assert report.warnings == first.warnings
+    assert set(Student.objects.values_list("version", flat=True)) == {1}
+
+
 def test_changed_field_is_an_update_with_old_and_new_value(tmp_path, changes_hook):
     rows = base_rows(3)
     run(roster(tmp_path, rows))
@@ -712,6 +728,26 @@ def test_new_and_changed_students_in_one_file(tmp_path):
     assert (report.created, report.updated, report.unchanged) == (2, 1, 1)
     assert Student.objects.count() == 4
     assert Student.objects.get(student_number=rows[0]["XH"]).name == "王小明"
+
+
+def test_an_update_keeps_the_id_number_and_a_corrected_one_replaces_it(tmp_path):
+    rows = base_rows(3)
+    rows[1]["SFZH"] = rows[1]["SFZH"][:17] + ("0" if rows[1]["SFZH"][17] != "0" else "1")  # wrong check digit
+    run(roster(tmp_path, rows))
+    assert list(ImportFinding.objects.values_list("student__student_number", "kind")) == [
+        (rows[1]["XH"], "id_checksum")
+    ]
+    rows[0]["XM"] = "王小明"  # the name changes, the ID number does not
+    rows[1]["SFZH"] = rows[1]["SFZH"][:17] + check_digit(rows[1]["SFZH"][:17])
+
+    report = run(roster(tmp_path, rows, name="second.xlsx"))
+
+    assert (report.created, report.updated, report.unchanged) == (0, 2, 1)
+    first, second = (Student.objects.get(student_number=rows[i]["XH"]) for i in (0, 1))
+    assert (first.name, first.id_number) == ("王小明", rows[0]["SFZH"])
+    assert second.id_number == rows[1]["SFZH"]
+    assert Student.objects.filter(id_number_hash=second.id_number_hash).count() == 1
+    assert not ImportFinding.objects.exists()
 
 
 def test_date_spelled_differently_is_not_a_change(tmp_path):

@@ -209,3 +209,16 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, photographed):
     response = client.get(reverse("students:photo", args=[own.pk, "admission"]))
     assert response.status_code == 302
     assert "/accounts/login/" in response["Location"]
+
+
+def test_the_frame_header_is_read_from_baseline_and_progressive_jpegs_and_garbage_is_refused():
+    from students.photos.services import photo_check
+
+    out = io.BytesIO()
+    Image.new("RGB", (480, 640), (40, 90, 200)).save(out, "JPEG", progressive=True, quality=70)
+    assert photo_check(out.getvalue()) == (480, 640)
+    assert photo_check(jpeg((300, 400))) == (300, 400)
+    with pytest.raises(ValueError, match="照片无法读取"):
+        photo_check(b"\xff\xd8\xff\xe0" + b"\x00\x10garbage-garbage" + b"\x01" * 200 + b"\xff\xd9")
+    with pytest.raises(ValueError, match="照片无法读取"):
+        photo_check(jpeg()[:20] + b"\xff\xd9")  # cut off before the frame header

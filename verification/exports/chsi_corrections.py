@@ -7,6 +7,7 @@ numbers: the platform needs them.  It lists what the correction queue shows
 for the same filters, grouped (one sheet each) as the queue groups them.
 """
 
+from django.db.models import Case, IntegerField, Value, When
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -14,7 +15,7 @@ from students import fields as roll_fields
 
 from ..filters import CorrectionFilter
 from ..models import Flag
-from .base import Exporter, Sheet, field_label, text
+from .base import Exporter, Sheet, choice_labels, ciphertext, decrypted_chunks, field_labels, text
 from .registry import register
 
 
@@ -65,29 +66,69 @@ class CHSICorrectionList(Exporter):
         return CorrectionFilter.flags_of(user, params).count()
 
     def sheets(self, user, params):
-        # Authority is configured per school (settings): split by field code and stream
-        # each sheet with its own query instead of holding every flag.
-        codes = {authority: [] for authority in roll_fields.Authority}
+        # Authority is configured per school (settings).  One query streams every sheet's rows, sorted by sheet
+        # first: a query per sheet joined every flag to its student again for each (docs/performance.md §4).
+        authorities = list(roll_fields.Authority)
+        codes = {authority: [] for authority in authorities}
         for field in roll_fields.ROLL_FIELDS:
             codes[field.authority].append(field.code)
-        for authority in roll_fields.Authority:
-            flags = CorrectionFilter.flags_of(user, params).filter(field_code__in=codes[authority])
-            if authority == roll_fields.Authority.NONE and not flags.exists():
+        flags = CorrectionFilter.flags_of(user, params)
+        sheet = Case(
+            *[When(field_code__in=codes[authority], then=Value(i)) for i, authority in enumerate(authorities)],
+            output_field=IntegerField(),
+        )
+        stream = self._rows(
+            flags.filter(field_code__in=[code for group in codes.values() for code in group])
+            .annotate(sheet=sheet)
+            .order_by("sheet", *flags.query.order_by)
+        )
+        pending = [next(stream, None)]  # the next (sheet, row) not yet written
+
+        def rows_of(index):
+            while pending[0] is not None and pending[0][0] == index:
+                yield pending[0][1]
+                pending[0] = next(stream, None)
+
+        for index, authority in enumerate(authorities):
+            if authority == roll_fields.Authority.NONE and (pending[0] is None or pending[0][0] != index):
                 continue
-            yield Sheet(str(authority.label), self.header(), self._rows(flags), landscape=True)
+            yield Sheet(str(authority.label), self.header(), rows_of(index), landscape=True)
 
     @staticmethod
     def _rows(flags):
-        for f in flags.iterator(chunk_size=2000):
-            student = f.checklist.student
-            yield [
-                student.student_number,
-                student.name,
-                student.id_number,
-                f.field_code,
-                field_label(f.field_code),
-                f.recorded_value,
-                f.claimed_value,
-                f.explanation,
-                f.get_status_display(),
-            ]
+        # Only the columns written, the three encrypted ones decrypted a chunk at a time (docs/performance.md §4).
+        statuses, labels = choice_labels(Flag.Status.choices), field_labels()
+        rows = (
+            flags.select_related(None)
+            .prefetch_related(None)
+            .values_list(
+                "checklist__student__student_number",
+                "checklist__student__name",
+                ciphertext("checklist__student__id_number"),
+                "field_code",
+                ciphertext("recorded_value"),
+                ciphertext("claimed_value"),
+                "explanation",
+                "status",
+                "sheet",
+            )
+        )
+        for chunk, (id_numbers, recorded_values, claimed_values) in decrypted_chunks(rows, (2, 4, 5)):
+            for row, id_number, recorded, claimed in zip(
+                chunk, id_numbers, recorded_values, claimed_values, strict=True
+            ):
+                number, name, _id, code, _recorded, _claimed, explanation, status, sheet = row
+                yield (
+                    sheet,
+                    [
+                        number,
+                        name,
+                        id_number,
+                        code,
+                        labels.get(code, code),
+                        recorded,
+                        claimed,
+                        explanation,
+                        statuses[status],
+                    ],
+                )

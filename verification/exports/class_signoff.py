@@ -25,7 +25,7 @@ class ClassSignOffForm(ExportForm):
 class ClassSignOffSheet(Exporter):
     key = "class-sign-off"
     label = gettext_lazy("班级核对登记表")
-    capability = "export.department_lists"
+    capability = "export.class_lists"
     form_class = ClassSignOffForm
     inline = True
 

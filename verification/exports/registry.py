@@ -15,6 +15,7 @@ from .base import Exporter
 MODULES = (
     "class_signoff",
     "department_errors",
+    "class_errors",
     "chsi_corrections",
     "photo_corrections",
     "unverified",

@@ -11,6 +11,7 @@ The API other apps use (notices.digests builds its daily files with it)::
 
     rows = storage.write_export(exporter, params, path, exported_by=..., user=None)
     data = storage.read_export(path)  # the .xlsx bytes, or Http404 if the file is gone
+    storage.rotate_folder(folder)  # manage.py rotate_id_keys, through students.signals.keys_rotated
 """
 
 import io
@@ -45,6 +46,27 @@ def write_encrypted(path, data: bytes) -> None:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def rotate_folder(folder) -> int:
+    """Re-encrypt every stored file in ``folder`` under the first key (``manage.py rotate_id_keys``).
+
+    A plain file from before encryption at rest is encrypted too.  Returns how many files were rewritten.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    done = 0
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.name.endswith(".part"):
+            continue
+        try:
+            data = read_export(path)
+        except Http404:  # expired and deleted meanwhile
+            continue
+        write_encrypted(path, data)
+        done += 1
+    return done
 
 
 def read_export(path) -> bytes:

@@ -26,6 +26,10 @@ FORMULA_TRIGGERS = frozenset("=+-@\t\r")
 ERROR_CODES = frozenset({"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A"})
 # Control characters XML 1.0 cannot hold (openpyxl's ILLEGAL_CHARACTERS_RE).
 ILLEGAL_CHARACTERS = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
+# A text cell that needs the column writer's care: a formula trigger or "#" first (every error code starts with
+# it), or a character XML cannot hold anywhere.  Must agree with FORMULA_TRIGGERS, ERROR_CODES and
+# ILLEGAL_CHARACTERS (a test checks it).
+_NEEDS_CARE = re.compile(r"[=+\-@\t\r#]|[^\000-\010\013\014\016-\037]*[\000-\010\013\014\016-\037]")
 # Excel refuses these in sheet titles, and titles longer than 31 characters.
 _SHEET_TITLE_FORBIDDEN = re.compile(r"[\\/*?:\[\]]")
 A4 = 9
@@ -84,11 +88,25 @@ def write_xlsx(exporter: Exporter, user, params, target, *, exported_by) -> int:
                 sheet.write_string(HEADER_ROW, col, _clean(str(column.title)), fmt["header"])
             row = HEADER_ROW
             writers = [_cell_writer(sheet, column.type, fmt) for column in spec.columns]
+            # The common cell (plain text in a text column) is written here, with one regex match to rule out
+            # everything the column's writer guards against; every other cell goes through that writer.
+            plain_text = [column.type == ColumnType.TEXT for column in spec.columns]
+            write_string, text_format, needs_care = sheet.write_string, fmt[ColumnType.TEXT], _NEEDS_CARE.match
+            width = len(spec.columns)
             for values in spec.rows:
                 row += 1
-                for col, (write, value) in enumerate(zip(writers, values, strict=True)):
-                    if value is not None and value != "":
-                        write(row, col, value)
+                if len(values) != width:
+                    raise ValueError(f"row {row + 1} has {len(values)} cells for {width} columns")
+                for col, value in enumerate(values):
+                    if value.__class__ is str:
+                        if not value:
+                            continue
+                        if plain_text[col] and not needs_care(value):
+                            write_string(row, col, value, text_format)
+                            continue
+                    elif value is None or value == "":
+                        continue
+                    writers[col](row, col, value)
             total += row - HEADER_ROW
             if spec.footer:
                 row += 1

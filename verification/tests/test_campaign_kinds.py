@@ -98,13 +98,15 @@ def test_a_graduate_campaign_from_opening_to_the_april_close(tmp_path, client, d
         client.force_login(not_photographed.user)
         page = html(client.get(reverse("verification:checklist", args=[campaign.pk])))
         assert "XLZP" not in codes_on(page) and "图像采集" in page
+        article = reverse("notices:help_article", args=["image-collection-code"])
+        assert article in page  # how to get the 采集码
         client.force_login(secretary)
         dashboard = html(client.get(reverse("workspace:dashboard") + f"?campaign={campaign.pk}"))
         assert reverse("workspace:missing_photos") in dashboard
         listing = html(client.get(reverse("workspace:missing_photos") + f"?campaign={campaign.pk}"))
         assert not_photographed.student_number in listing and "计科2101" in listing
         assert graduate.student_number not in listing
-        assert "采集码" in listing
+        assert "采集码" in listing and article in listing  # an article departments can send on
 
     # May: the campaign has closed; the record goes to the diploma registration and cannot change.
     with time_machine.travel(MAY, tick=False):

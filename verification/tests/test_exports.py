@@ -440,6 +440,17 @@ def test_the_writer_protects_error_lookalikes_and_strips_illegal_characters(regi
     assert sheet["H5"].value == "badbell"
 
 
+def test_the_writers_shortcut_for_plain_text_never_skips_a_cell_that_needs_care():
+    from verification.exports import writer
+
+    tricky = [*writer.FORMULA_TRIGGERS, *writer.ERROR_CODES, *(chr(c) for c in range(32)), "a\x0bb", "ok\x1f"]
+    for text in tricky + [f"{t}x" for t in tricky] + [f"x{t}" for t in tricky]:
+        cleaned = writer.ILLEGAL_CHARACTERS.sub("", text)
+        careful = cleaned != text or cleaned[:1] in writer.FORMULA_TRIGGERS or cleaned in writer.ERROR_CODES
+        assert not careful or writer._NEEDS_CARE.match(text), repr(text)
+    assert not writer._NEEDS_CARE.match("2025100001") and not writer._NEEDS_CARE.match("见户口簿 a-b=c")
+
+
 # ---------------------------------------------------------------------------
 # Scope: out of scope is 404 and leaves no log row
 # ---------------------------------------------------------------------------
@@ -903,7 +914,7 @@ def test_every_export_is_defined_once_in_the_registry():
 
     keys = [exporter.key for exporter in registry.all_exporters()]
     assert sorted(keys) == sorted(
-        ["class-sign-off", "department-errors", "chsi-corrections", "unverified", "findings", "access-log",
+        ["class-sign-off", "department-errors", "class-errors", "chsi-corrections", "unverified", "findings", "access-log",
          "campaign-records", "source-differences", "photo-corrections"]
     )  # fmt: skip
     assert len(set(keys)) == len(keys)
@@ -919,7 +930,7 @@ def test_the_registry_asks_the_exporters_capability_for_each_class_it_names(secr
     from students import permissions
 
     # A capability that allows exporting in general but not for this class.
-    monkeypatch.setitem(permissions.CAPABILITIES, "export.department_lists", lambda user, obj=None: obj is None)
+    monkeypatch.setitem(permissions.CAPABILITIES, "export.class_lists", lambda user, obj=None: obj is None)
 
     response = request_export(
         secretary_client, "class-sign-off", campaign=school.campaign.pk, class_group=school.first_class.pk
@@ -933,7 +944,7 @@ def test_my_exports_offers_what_the_registry_allows(client, secretary, registrar
     client.force_login(secretary)
     page = client.get(reverse("exports:export_list")).content.decode()
     offered = set(re.findall(r'name="kind" value="([^"]+)"', page))
-    assert offered == {"class-sign-off", "department-errors", "unverified"}
+    assert offered == {"class-sign-off", "class-errors", "department-errors", "unverified"}
 
     client.force_login(registrar)
     page = client.get(reverse("exports:export_list")).content.decode()

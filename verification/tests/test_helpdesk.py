@@ -65,7 +65,10 @@ def test_a_not_found_report_reaches_the_registrar_and_the_answer_reaches_the_stu
     assert "换电脑也查不到我的学籍" in page and me.masked_id_number in page and me.id_number not in page
 
     answered = act(client, ticket, action="reply", text="已在学信网为你补录学籍，明天再登录查看。")
-    assert "已回复学生，学生会在站内消息和核对页面看到回复。" in messages_of(answered)
+    assert (
+        "已回复学生：学生会在站内消息和核对页面看到回复，并通过提醒渠道（企业微信、钉钉或邮件等）收到通知。"
+        in messages_of(answered)
+    )
     ticket.refresh_from_db()
     assert ticket.status == T.IN_PROGRESS  # answering a new ticket takes it on
 
@@ -221,3 +224,62 @@ def test_a_second_campaign_ticket_is_reported_once_per_open_kind(me_client, me, 
     second_campaign = CampaignFactory(cohorts=[me.cohort])
     report(me_client, second_campaign)
     assert SupportRequest.objects.filter(checklist__student=me).count() == 2
+
+
+# ---------------------------------------------------------------------------
+# The reply on the student's channel (the outbox), not only on the page
+# ---------------------------------------------------------------------------
+
+
+def test_a_reply_reaches_the_student_by_email_once(
+    client, filed, me, registrar, campaign, settings, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+
+    from notices import services as notice_services
+    from notices.models import Notification
+
+    settings.REMINDER_CHANNELS = ["email"]
+    type(me).objects.filter(pk=me.pk).update(email="wxm@stu.example.edu.cn")
+    me.refresh_from_db()
+    client.force_login(registrar)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        act(client, filed, action="reply", text="已在学信网为你补录学籍，明天再登录查看。")
+
+    (sent,) = mail.outbox
+    assert sent.to == [me.email] and sent.subject == "【学籍核对】学籍科回复了你的求助"
+    assert "已在学信网为你补录学籍，明天再登录查看。" in sent.body
+    assert f"{settings.PORTAL_URL}{checklist_url(campaign)}" in sent.body
+    # The reply told again (a signal handled twice, a retried request): nothing more is sent.
+    reply = filed.events.get(action=SupportEvent.Action.REPLY)
+    with django_capture_on_commit_callbacks(execute=True):
+        notice_services.ticket_reply_notify(ticket=filed, reply=reply)
+    assert len(mail.outbox) == 1
+    assert Notification.objects.get(key=f"ticket-reply-{reply.pk}").status == "sent"
+
+
+def test_a_reply_goes_to_the_students_wecom_when_the_school_reaches_students_there(
+    client, filed, me, registrar, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+    from django.core.cache import cache
+
+    from notices.models import ChannelConfig
+    from notices.tests.fake_providers import WECOM, Fake
+
+    cache.clear()
+    with Fake() as fake:
+        options = {"corp_id": WECOM["corp"], "agent_id": WECOM["agent"], "api": fake.url}
+        ChannelConfig.objects.create(name="wecom", enabled=True, position=1, options=options, secret=WECOM["secret"])
+        ChannelConfig.objects.create(name="email", enabled=True, position=2)
+        client.force_login(registrar)
+
+        with django_capture_on_commit_callbacks(execute=True):
+            act(client, filed, action="reply", text="请带身份证到学籍科。")
+
+        (card,) = [r["body"] for r in fake.of("wecom") if r.get("ok")]
+    cache.clear()
+    assert card["touser"] == me.student_number
+    assert "请带身份证到学籍科。" in card["textcard"]["description"]
+    assert mail.outbox == []  # reached on WeCom: not by e-mail as well

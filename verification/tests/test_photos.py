@@ -172,3 +172,91 @@ def test_staff_see_the_graduation_photo_against_its_specification(tmp_path, clie
     assert reverse("students:photo", args=[me.pk, "graduation"]) in page
     assert "尺寸应为 480×640 像素，实为 300×400" in page
     assert "背景看起来不是蓝色" in page
+
+
+def confirm_photo(client, campaign, student, code="LQZP"):
+    student.refresh_from_db()
+    return client.post(
+        reverse("verification:field_confirm", args=[campaign.pk, code]), {"record_version": student.version}
+    )
+
+
+def test_a_new_photo_reopens_the_confirmed_photo_and_the_student_confirms_it_again(
+    tmp_path, me_client, me, campaign, checklist, django_capture_on_commit_callbacks
+):
+    old = give_photo(tmp_path, me)
+    services.checklist_confirm_all(checklist_id=checklist.pk, record_version=me.version, by=me.user)
+    finished_at = Checklist.objects.get(pk=checklist.pk).finished_at
+    stale_version = me.version
+
+    with django_capture_on_commit_callbacks(execute=True):
+        new = give_photo(tmp_path, me, color=(200, 30, 30))
+
+    answer = FieldCheck.objects.get(checklist=checklist, field_code="LQZP")
+    assert answer.status == FieldCheck.Status.REOPENED
+    assert old.sha256[:8] in answer.previous_value  # which picture the student had confirmed
+    assert FieldCheck.objects.get(checklist=checklist, field_code="XM").status == FieldCheck.Status.CONFIRMED
+    reopened = Checklist.objects.get(pk=checklist.pk)
+    # Finished once, then reopened: the first finish stays (the progress history never drops).
+    assert reopened.state == Checklist.State.IN_PROGRESS and reopened.finished_at == finished_at
+    page = html(me_client.get(checklist_url(campaign)))
+    image = row(page, "LQZP")
+    assert "照片已更新，请查看新照片并重新核对。" in image
+    # A new photo is a new address, so the browser cannot show the old one from its cache.
+    assert f"?v={new.sha256[:12]}" in image and old.sha256[:12] not in image
+    assert me_client.get(reverse("students:photo", args=[me.pk, "admission"])).getvalue() == jpeg(color=(200, 30, 30))
+
+    # A page opened before the import showed the old photo: its answer is refused.
+    me_client.post(reverse("verification:field_confirm", args=[campaign.pk, "LQZP"]), {"record_version": stale_version})
+    assert FieldCheck.objects.get(pk=answer.pk).status == FieldCheck.Status.REOPENED
+
+    confirm_photo(me_client, campaign, me)
+    answer.refresh_from_db()
+    assert answer.status == FieldCheck.Status.CONFIRMED and new.sha256[:8] in answer.seen_value
+    assert Checklist.objects.get(pk=checklist.pk).state == Checklist.State.CONFIRMED
+    assert "照片已更新" not in row(html(me_client.get(checklist_url(campaign))), "LQZP")
+
+
+def test_the_identical_photo_again_reopens_nothing(tmp_path, me, checklist):
+    give_photo(tmp_path, me)
+    services.checklist_confirm_all(checklist_id=checklist.pk, record_version=me.version, by=me.user)
+    version = Photo.objects.get(student=me).student.version
+
+    report = photos_import(path=package(tmp_path, {f"{me.student_number}.jpg": jpeg()}, "again.zip"), kind="admission")
+
+    assert (report.matched, report.replaced, report.unchanged) == (0, 0, 1)
+    assert FieldCheck.objects.get(checklist=checklist, field_code="LQZP").status == FieldCheck.Status.CONFIRMED
+    assert Checklist.objects.get(pk=checklist.pk).state == Checklist.State.CONFIRMED
+    me.refresh_from_db()
+    assert me.version == version  # an open page stays valid
+
+
+def test_a_new_photo_answers_a_photo_flag_and_the_student_looks_again(tmp_path, me_client, me, checklist, secretary):
+    give_photo(tmp_path, me)
+    flag = services.field_flag(
+        checklist_id=checklist.pk,
+        field_code="LQZP",
+        claimed_value="不是本人",
+        explanation="照片上不是我",
+        record_version=me.version,
+        by=me.user,
+    )
+    services.flag_transition(flag_id=flag.pk, to=S.FORWARDED, by=secretary)
+
+    give_photo(tmp_path, me, color=(10, 200, 10))
+
+    flag.refresh_from_db()
+    assert flag.status == S.CORRECTED
+    assert flag.events.filter(note="照片导入带来了新照片").exists()
+    assert FieldCheck.objects.get(checklist=checklist, field_code="LQZP").status == FieldCheck.Status.REOPENED
+    assert Checklist.objects.get(pk=checklist.pk).state == Checklist.State.IN_PROGRESS
+
+
+def test_a_first_photo_after_the_student_finished_is_one_more_thing_to_look_at(tmp_path, me, checklist):
+    services.checklist_confirm_all(checklist_id=checklist.pk, record_version=me.version, by=me.user)
+    assert Checklist.objects.get(pk=checklist.pk).state == Checklist.State.CONFIRMED
+
+    give_photo(tmp_path, me)
+
+    checklist = Checklist.objects.get(pk=checklist.pk)
+    assert checklist.state == Checklist.State.IN_PROGRESS and checklist.finished_at is not None

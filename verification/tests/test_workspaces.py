@@ -6,6 +6,7 @@ queue and the loop back to the student once a new roster carries the fix.
 Each page runs a fixed number of queries whatever the size of the school.
 """
 
+import copy
 import datetime
 import re
 from html.parser import HTMLParser
@@ -189,8 +190,7 @@ def status_of(flag) -> str:
     return Flag.objects.values_list("status", flat=True).get(pk=flag.pk)
 
 
-@pytest.fixture
-def classes(department, other_department):
+def build_classes(department, other_department) -> dict:
     return {
         "A": ClassGroupFactory(department=department, name="计算机2501"),
         "B": ClassGroupFactory(department=department, name="计算机2502"),
@@ -199,8 +199,7 @@ def classes(department, other_department):
     }
 
 
-@pytest.fixture
-def school(classes, cohort, registrar):
+def build_school(classes, cohort, registrar) -> dict:
     """Four classes in two departments, every student in one open campaign.
 
     计算机2501: 已报错, 未开始, 未开始 · 计算机2502: 已报错, 已报错 ·
@@ -220,6 +219,17 @@ def school(classes, cohort, registrar):
     return {"campaign": campaign, "people": people}
 
 
+@pytest.fixture
+def classes(department, other_department):
+    return build_classes(department, other_department)
+
+
+@pytest.fixture
+def school(classes, cohort, registrar):
+    """``build_school`` for one test (the review queue's); ``TestOneSchool`` shares one among its tests."""
+    return build_school(classes, cohort, registrar)
+
+
 # ---------------------------------------------------------------------------
 # Department dashboard
 # ---------------------------------------------------------------------------
@@ -229,134 +239,6 @@ def dashboard(client, campaign, **params):
     response = client.get(reverse("workspace:dashboard"), {"campaign": campaign.pk, **params})
     assert response.status_code == 200
     return html(response)
-
-
-def test_department_dashboard_counts_every_class_with_the_department_total_on_top(client, secretary, school):
-    client.force_login(secretary)
-    page = dashboard(client, school["campaign"])
-
-    per_class = table(page, "各班进度")
-    assert list(per_class[0]) == ["班级", "院系", *COLUMNS]
-    assert counts(per_class, "计算机2501") == [3, 0, 1, 0, 2, 0, "33%"]
-    assert counts(per_class, "计算机2502") == [2, 0, 2, 0, 0, 0, "100%"]
-    # 核对中 counts those who started and those whose flag was returned to them.
-    assert counts(per_class, "软件2501") == [4, 1, 0, 2, 1, 0, "25%"]
-    assert "英语2501" not in page and "外国语学院" not in page
-    totals = table(page, "合计")
-    assert counts(totals, "计算机学院") == [9, 1, 3, 2, 3, 0, "44%"]
-    assert counts(totals, "总计") == [9, 1, 3, 2, 3, 0, "44%"]
-    # The totals come first on the page.
-    assert page.index("合计") < page.index("各班进度")
-
-
-def test_each_class_links_to_its_class_page(client, secretary, school, classes):
-    client.force_login(secretary)
-    page = dashboard(client, school["campaign"])
-    url = reverse("workspace:class_detail", args=[classes["A"].pk])
-    assert f'href="{url}?campaign={school["campaign"].pk}"' in page
-
-
-@pytest.mark.parametrize(
-    ("sort", "order"),
-    [
-        ("class", ["计算机2501", "计算机2502", "软件2501"]),
-        ("completion", ["软件2501", "计算机2501", "计算机2502"]),  # lowest completion first
-        ("not_done", ["软件2501", "计算机2501", "计算机2502"]),  # most students not done first
-        ("flagged", ["计算机2502", "计算机2501", "软件2501"]),  # most flags first
-        ("nonsense", ["计算机2501", "计算机2502", "软件2501"]),  # unknown: by class
-    ],
-)
-def test_department_dashboard_sorts_classes(client, secretary, school, sort, order):
-    client.force_login(secretary)
-    page = dashboard(client, school["campaign"], sort=sort)
-    assert first_column(table(page, "各班进度")) == order
-
-
-def test_a_secretary_of_two_departments_sees_both(client, school, department, other_department):
-    client.force_login(SecretaryFactory(departments=[department, other_department]))
-    page = dashboard(client, school["campaign"])
-
-    totals = table(page, "合计")
-    assert counts(totals, "计算机学院")[0] == 9
-    assert counts(totals, "外国语学院") == [1, 1, 0, 0, 0, 0, "100%"]
-    assert counts(totals, "总计") == [10, 2, 3, 2, 3, 0, "50%"]
-    assert "英语2501" in first_column(table(page, "各班进度"))
-    # Narrowed to one department, the other disappears.
-    page = dashboard(client, school["campaign"], department=other_department.pk)
-    assert first_column(table(page, "各班进度")) == ["英语2501"]
-
-
-def test_students_without_a_class_count_in_their_own_department(client, school, cohort, department, other_department):
-    """A roster without 班号 yet: those students are a 未分班 row of their department, not a department."""
-    campaign = school["campaign"]
-    for home in (department, other_department):
-        student_with_account(department=home, class_group=None, class_name="", cohort=cohort)
-    services.campaign_sync_students(campaign=campaign)
-    client.force_login(SecretaryFactory(departments=[department, other_department]))
-
-    page = dashboard(client, campaign)
-
-    totals = table(page, "合计")
-    assert first_column(totals) == ["外国语学院", "计算机学院", "总计"]
-    assert counts(totals, "计算机学院")[0] == 10 and counts(totals, "外国语学院")[0] == 2
-    per_class = table(page, "各班进度")
-    unassigned = [(row["班级"], row["院系"], row["人数"]) for row in per_class if row["班级"] == "未分班"]
-    assert unassigned == [("未分班", "外国语学院", "1"), ("未分班", "计算机学院", "1")]
-    # Within a department, the classes come first.
-    assert first_column(per_class)[-1] == "未分班"
-
-
-def test_a_secretary_cannot_narrow_the_dashboard_to_another_department(client, secretary, school, other_department):
-    client.force_login(secretary)
-    response = client.get(
-        reverse("workspace:dashboard"), {"campaign": school["campaign"].pk, "department": other_department.pk}
-    )
-    assert response.status_code == 404
-    assert "英语2501" not in html(response)
-
-
-def test_students_who_have_not_finished_become_overdue_when_the_campaign_closes(client, secretary, school):
-    campaign = school["campaign"]
-    with time_machine.travel(campaign.closes_at + datetime.timedelta(minutes=10)):
-        # Those who never answered and the one who answered some fields but not all;
-        # the returned flag stays with its student until the departments' deadline.
-        assert services.campaigns_close_due() == 4
-        client.force_login(secretary)
-        page = dashboard(client, campaign, sort="overdue")
-
-    per_class = table(page, "各班进度")
-    assert counts(per_class, "计算机2501") == [3, 0, 1, 0, 0, 2, "33%"]
-    assert counts(per_class, "软件2501") == [4, 1, 0, 1, 0, 2, "25%"]
-    assert first_column(per_class) == ["计算机2501", "软件2501", "计算机2502"]
-    assert counts(table(page, "合计"), "总计") == [9, 1, 3, 1, 0, 4, "44%"]
-
-
-# ---------------------------------------------------------------------------
-# School dashboard
-# ---------------------------------------------------------------------------
-
-
-def test_school_dashboard_by_department_and_by_cohort(client, registrar, school, classes, department):
-    campaign = school["campaign"]
-    older = CohortFactory(admission_year=2024, level="本科")
-    seniors = pupils(classes["A"], 2, older)
-    campaign.cohorts.add(older)
-    services.campaign_sync_students(campaign=campaign)
-    confirm_everything(campaign, seniors[0])
-    client.force_login(registrar)
-
-    page = html(client.get(reverse("workspace:school"), {"campaign": campaign.pk}))
-
-    by_department = table(page, "各院系")
-    assert counts(by_department, "计算机学院") == [11, 2, 3, 2, 4, 0, "45%"]
-    assert counts(by_department, "外国语学院") == [1, 1, 0, 0, 0, 0, "100%"]
-    assert counts(by_department, "全校") == [12, 3, 3, 2, 4, 0, "50%"]
-    by_cohort = table(page, "各年级")
-    assert counts(by_cohort, "2025级本科") == [10, 2, 3, 2, 3, 0, "50%"]
-    assert counts(by_cohort, "2024级本科") == [2, 1, 0, 0, 1, 0, "50%"]
-    assert "查询率：50%" in text(page)
-    # Each department leads to its dashboard.
-    assert f"{reverse('workspace:dashboard')}?campaign={campaign.pk}&amp;department={department.pk}" in page
 
 
 def test_progress_chart_shows_finishes_per_day_and_cumulative_completion(client, registrar, cohort, classes):
@@ -401,71 +283,6 @@ def test_progress_chart_shows_finishes_per_day_and_cumulative_completion(client,
     assert "查询率：60%" in text(page)
 
 
-def test_school_dashboard_without_finishes_has_no_chart(client, registrar, school):
-    Checklist.objects.update(state=Checklist.State.NOT_STARTED, finished_at=None)
-    client.force_login(registrar)
-    page = html(client.get(reverse("workspace:school"), {"campaign": school["campaign"].pk}))
-    assert "<svg" not in page and "查询率：0%" in text(page)
-
-
-# ---------------------------------------------------------------------------
-# Class page
-# ---------------------------------------------------------------------------
-
-
-def test_class_page_lists_students_with_state_last_activity_phone_and_masked_id(client, secretary, school, classes):
-    campaign, (flagged, idle, _third) = school["campaign"], school["people"]["A"]
-    Student.objects.filter(pk=flagged.pk).update(phone="13912345678")
-    when = timezone.now() - datetime.timedelta(hours=5)
-    Checklist.objects.filter(campaign=campaign, student=flagged).update(last_activity_at=when)
-    client.force_login(secretary)
-
-    page = html(client.get(reverse("workspace:class_detail", args=[classes["A"].pk]), {"campaign": campaign.pk}))
-
-    rows = {cells["姓名"]: cells for cells in table(page, "计算机2501")}
-    assert set(rows) == {s.name for s in school["people"]["A"]}
-    shown = {key: rows[flagged.name][key] for key in ("学号", "状态", "最近操作", "手机号码", "证件号码")}
-    assert shown == {
-        "学号": flagged.student_number,
-        "状态": "已报错",
-        "最近操作": timezone.localtime(when).strftime("%Y-%m-%d %H:%M"),
-        "手机号码": "13912345678",
-        "证件号码": "**************" + flagged.id_number[-4:],
-    }
-    assert (rows[idle.name]["状态"], rows[idle.name]["最近操作"]) == ("未开始", "—")
-    for student in school["people"]["A"]:
-        assert student.id_number not in page
-        assert student.id_number[:14] not in page
-    assert "英语2501" not in page
-
-
-def test_class_page_filters_to_students_not_yet_done(client, secretary, school, classes):
-    campaign = school["campaign"]
-    client.force_login(secretary)
-    url = reverse("workspace:class_detail", args=[classes["C"].pk])
-
-    page = html(client.get(url, {"campaign": campaign.pk, "filter": "not_done"}))
-
-    listed = {cells["姓名"]: cells["状态"] for cells in table(page, "软件2501")}
-    confirmed, started, returned, idle = school["people"]["C"]
-    assert listed == {started.name: "核对中", returned.name: "被退回待修改", idle.name: "未开始"}
-    assert "显示全部学生" in page
-    everyone = html(client.get(url, {"campaign": campaign.pk}))
-    assert confirmed.name in everyone
-
-
-def test_class_page_of_a_fully_done_class_says_so(client, secretary, school, classes):
-    client.force_login(secretary)
-    url = reverse("workspace:class_detail", args=[classes["B"].pk])
-    page = html(client.get(url, {"campaign": school["campaign"].pk, "filter": "not_done"}))
-    assert "全班都已完成核对。" in page
-
-
-# ---------------------------------------------------------------------------
-# Class progress link
-# ---------------------------------------------------------------------------
-
-
 def create_link(client, class_group, campaign) -> ClassProgressLink:
     response = client.post(
         reverse("workspace:progress_link_create", args=[class_group.pk]), {"campaign": campaign.pk}, follow=True
@@ -476,59 +293,304 @@ def create_link(client, class_group, campaign) -> ClassProgressLink:
     return link
 
 
-def test_progress_link_shows_counts_and_names_not_done_and_nothing_else(client, secretary, school, classes):
-    campaign = school["campaign"]
-    client.force_login(secretary)
-    link = create_link(client, classes["C"], campaign)
-    client.logout()
-
-    response = client.get(reverse("class_progress_public", args=[link.token]))
-
-    assert response.status_code == 200
-    assert response["X-Robots-Tag"] == "noindex, nofollow" and response["Referrer-Policy"] == "no-referrer"
-    page = html(response)
-    body = text(page[page.index("<main>") :])
-    confirmed, started, returned, idle = school["people"]["C"]
-    assert "已完成 1 / 4 人" in body and "还未完成的同学（3）" in body
-    assert f"{started.name}、{returned.name}、{idle.name}" in body
-    assert confirmed.name not in page  # those done are not named
-    for student in school["people"]["C"]:
-        for secret in (student.student_number, student.phone, student.id_number, student.masked_id_number):
-            assert secret not in page, secret
-    assert "计算机学院" not in page and "<form" not in page
-    # One link only: the way into the portal for a classmate who has not started.
-    assert re.findall(r"<a [^>]*>", page) == [
-        f'<a class="button primary" id="portal-link" href="{reverse("verification:my_checks")}">'
-    ]
-    for other in school["people"]["A"] + school["people"]["X"]:
-        assert other.name not in page
+@pytest.fixture(scope="class")
+def shared_school(class_rows):
+    """The cast of ``TestOneSchool``, built once for its tests."""
+    with class_rows(), translation.override(settings.LANGUAGE_CODE):
+        department = DepartmentFactory(name="计算机学院")
+        other_department = DepartmentFactory(name="外国语学院")
+        cohort = CohortFactory(admission_year=2025, level="本科")
+        registrar = UserFactory(role="registrar", username="registrar1")
+        built = {
+            "department": department,
+            "other_department": other_department,
+            "cohort": cohort,
+            "registrar": registrar,
+            "secretary": SecretaryFactory(departments=[department]),
+            "classes": build_classes(department, other_department),
+        }
+        built["school"] = build_school(built["classes"], cohort, registrar)
+        return built
 
 
-def test_a_revoked_progress_link_no_longer_opens(client, secretary, school, classes):
-    campaign = school["campaign"]
-    client.force_login(secretary)
-    link = create_link(client, classes["C"], campaign)
+class TestOneSchool:
+    """Four classes in two departments, every student in one open campaign, built once for these tests.
 
-    response = client.post(reverse("workspace:progress_link_revoke", args=[link.pk]), follow=True)
+    计算机2501: 已报错, 未开始, 未开始 · 计算机2502: 已报错, 已报错 ·
+    软件2501: 已确认, 核对中, 被退回, 未开始 · 英语2501 (外国语学院): 已确认.
+    Building the school for each test took most of their time; each test gets a copy of the objects and its
+    changes are rolled back.
+    """
 
-    assert "链接已撤销，群里的旧链接将无法打开。" in messages_of(response)
-    assert link.token not in html(response)
-    client.logout()
-    assert client.get(reverse("class_progress_public", args=[link.token])).status_code == 404
+    @pytest.fixture
+    def cast(self, db, shared_school):
+        return copy.deepcopy(shared_school)
 
+    @pytest.fixture
+    def department(self, cast):
+        return cast["department"]
 
-def test_an_expired_progress_link_no_longer_opens_nor_is_offered(client, secretary, school, classes):
-    campaign = school["campaign"]
-    client.force_login(secretary)
-    link = create_link(client, classes["C"], campaign)
-    url = reverse("class_progress_public", args=[link.token])
-    assert client.get(url).status_code == 200
+    @pytest.fixture
+    def other_department(self, cast):
+        return cast["other_department"]
 
-    with time_machine.travel(link.expires_at + datetime.timedelta(minutes=1)):
-        assert client.get(url).status_code == 404
+    @pytest.fixture
+    def cohort(self, cast):
+        return cast["cohort"]
+
+    @pytest.fixture
+    def registrar(self, cast):
+        return cast["registrar"]
+
+    @pytest.fixture
+    def secretary(self, cast):
+        return cast["secretary"]
+
+    @pytest.fixture
+    def classes(self, cast):
+        return cast["classes"]
+
+    @pytest.fixture
+    def school(self, cast):
+        return cast["school"]
+
+    def test_department_dashboard_counts_every_class_with_the_department_total_on_top(self, client, secretary, school):
         client.force_login(secretary)
-        page = html(client.get(reverse("workspace:class_detail", args=[classes["C"].pk]), {"campaign": campaign.pk}))
-    assert link.token not in page
+        page = dashboard(client, school["campaign"])
+
+        per_class = table(page, "各班进度")
+        assert list(per_class[0]) == ["班级", "院系", *COLUMNS]
+        assert counts(per_class, "计算机2501") == [3, 0, 1, 0, 2, 0, "33%"]
+        assert counts(per_class, "计算机2502") == [2, 0, 2, 0, 0, 0, "100%"]
+        # 核对中 counts those who started and those whose flag was returned to them.
+        assert counts(per_class, "软件2501") == [4, 1, 0, 2, 1, 0, "25%"]
+        assert "英语2501" not in page and "外国语学院" not in page
+        totals = table(page, "合计")
+        assert counts(totals, "计算机学院") == [9, 1, 3, 2, 3, 0, "44%"]
+        assert counts(totals, "总计") == [9, 1, 3, 2, 3, 0, "44%"]
+        # The totals come first on the page.
+        assert page.index("合计") < page.index("各班进度")
+
+    def test_each_class_links_to_its_class_page(self, client, secretary, school, classes):
+        client.force_login(secretary)
+        page = dashboard(client, school["campaign"])
+        url = reverse("workspace:class_detail", args=[classes["A"].pk])
+        assert f'href="{url}?campaign={school["campaign"].pk}"' in page
+
+    @pytest.mark.parametrize(
+        ("sort", "order"),
+        [
+            ("class", ["计算机2501", "计算机2502", "软件2501"]),
+            ("completion", ["软件2501", "计算机2501", "计算机2502"]),  # lowest completion first
+            ("not_done", ["软件2501", "计算机2501", "计算机2502"]),  # most students not done first
+            ("flagged", ["计算机2502", "计算机2501", "软件2501"]),  # most flags first
+            ("nonsense", ["计算机2501", "计算机2502", "软件2501"]),  # unknown: by class
+        ],
+    )
+    def test_department_dashboard_sorts_classes(self, client, secretary, school, sort, order):
+        client.force_login(secretary)
+        page = dashboard(client, school["campaign"], sort=sort)
+        assert first_column(table(page, "各班进度")) == order
+
+    def test_a_secretary_of_two_departments_sees_both(self, client, school, department, other_department):
+        client.force_login(SecretaryFactory(departments=[department, other_department]))
+        page = dashboard(client, school["campaign"])
+
+        totals = table(page, "合计")
+        assert counts(totals, "计算机学院")[0] == 9
+        assert counts(totals, "外国语学院") == [1, 1, 0, 0, 0, 0, "100%"]
+        assert counts(totals, "总计") == [10, 2, 3, 2, 3, 0, "50%"]
+        assert "英语2501" in first_column(table(page, "各班进度"))
+        # Narrowed to one department, the other disappears.
+        page = dashboard(client, school["campaign"], department=other_department.pk)
+        assert first_column(table(page, "各班进度")) == ["英语2501"]
+
+    def test_students_without_a_class_count_in_their_own_department(
+        self, client, school, cohort, department, other_department
+    ):
+        """A roster without 班号 yet: those students are a 未分班 row of their department, not a department."""
+        campaign = school["campaign"]
+        for home in (department, other_department):
+            student_with_account(department=home, class_group=None, class_name="", cohort=cohort)
+        services.campaign_sync_students(campaign=campaign)
+        client.force_login(SecretaryFactory(departments=[department, other_department]))
+
+        page = dashboard(client, campaign)
+
+        totals = table(page, "合计")
+        assert first_column(totals) == ["外国语学院", "计算机学院", "总计"]
+        assert counts(totals, "计算机学院")[0] == 10 and counts(totals, "外国语学院")[0] == 2
+        per_class = table(page, "各班进度")
+        unassigned = [(row["班级"], row["院系"], row["人数"]) for row in per_class if row["班级"] == "未分班"]
+        assert unassigned == [("未分班", "外国语学院", "1"), ("未分班", "计算机学院", "1")]
+        # Within a department, the classes come first.
+        assert first_column(per_class)[-1] == "未分班"
+
+    def test_a_secretary_cannot_narrow_the_dashboard_to_another_department(
+        self, client, secretary, school, other_department
+    ):
+        client.force_login(secretary)
+        response = client.get(
+            reverse("workspace:dashboard"), {"campaign": school["campaign"].pk, "department": other_department.pk}
+        )
+        assert response.status_code == 404
+        assert "英语2501" not in html(response)
+
+    def test_students_who_have_not_finished_become_overdue_when_the_campaign_closes(self, client, secretary, school):
+        campaign = school["campaign"]
+        with time_machine.travel(campaign.closes_at + datetime.timedelta(minutes=10)):
+            # Those who never answered and the one who answered some fields but not all;
+            # the returned flag stays with its student until the departments' deadline.
+            assert services.campaigns_close_due() == 4
+            client.force_login(secretary)
+            page = dashboard(client, campaign, sort="overdue")
+
+        per_class = table(page, "各班进度")
+        assert counts(per_class, "计算机2501") == [3, 0, 1, 0, 0, 2, "33%"]
+        assert counts(per_class, "软件2501") == [4, 1, 0, 1, 0, 2, "25%"]
+        assert first_column(per_class) == ["计算机2501", "软件2501", "计算机2502"]
+        assert counts(table(page, "合计"), "总计") == [9, 1, 3, 1, 0, 4, "44%"]
+
+    # ---------------------------------------------------------------------------
+    # School dashboard
+    # ---------------------------------------------------------------------------
+
+    def test_school_dashboard_by_department_and_by_cohort(self, client, registrar, school, classes, department):
+        campaign = school["campaign"]
+        older = CohortFactory(admission_year=2024, level="本科")
+        seniors = pupils(classes["A"], 2, older)
+        campaign.cohorts.add(older)
+        services.campaign_sync_students(campaign=campaign)
+        confirm_everything(campaign, seniors[0])
+        client.force_login(registrar)
+
+        page = html(client.get(reverse("workspace:school"), {"campaign": campaign.pk}))
+
+        by_department = table(page, "各院系")
+        assert counts(by_department, "计算机学院") == [11, 2, 3, 2, 4, 0, "45%"]
+        assert counts(by_department, "外国语学院") == [1, 1, 0, 0, 0, 0, "100%"]
+        assert counts(by_department, "全校") == [12, 3, 3, 2, 4, 0, "50%"]
+        by_cohort = table(page, "各年级")
+        assert counts(by_cohort, "2025级本科") == [10, 2, 3, 2, 3, 0, "50%"]
+        assert counts(by_cohort, "2024级本科") == [2, 1, 0, 0, 1, 0, "50%"]
+        assert "查询率：50%" in text(page)
+        # Each department leads to its dashboard.
+        assert f"{reverse('workspace:dashboard')}?campaign={campaign.pk}&amp;department={department.pk}" in page
+
+    def test_school_dashboard_without_finishes_has_no_chart(self, client, registrar, school):
+        Checklist.objects.update(state=Checklist.State.NOT_STARTED, finished_at=None)
+        client.force_login(registrar)
+        page = html(client.get(reverse("workspace:school"), {"campaign": school["campaign"].pk}))
+        assert "<svg" not in page and "查询率：0%" in text(page)
+
+    # ---------------------------------------------------------------------------
+    # Class page
+    # ---------------------------------------------------------------------------
+
+    def test_class_page_lists_students_with_state_last_activity_phone_and_masked_id(
+        self, client, secretary, school, classes
+    ):
+        campaign, (flagged, idle, _third) = school["campaign"], school["people"]["A"]
+        Student.objects.filter(pk=flagged.pk).update(phone="13912345678")
+        when = timezone.now() - datetime.timedelta(hours=5)
+        Checklist.objects.filter(campaign=campaign, student=flagged).update(last_activity_at=when)
+        client.force_login(secretary)
+
+        page = html(client.get(reverse("workspace:class_detail", args=[classes["A"].pk]), {"campaign": campaign.pk}))
+
+        rows = {cells["姓名"]: cells for cells in table(page, "计算机2501")}
+        assert set(rows) == {s.name for s in school["people"]["A"]}
+        shown = {key: rows[flagged.name][key] for key in ("学号", "状态", "最近操作", "手机号码", "证件号码")}
+        assert shown == {
+            "学号": flagged.student_number,
+            "状态": "已报错",
+            "最近操作": timezone.localtime(when).strftime("%Y-%m-%d %H:%M"),
+            "手机号码": "13912345678",
+            "证件号码": "**************" + flagged.id_number[-4:],
+        }
+        assert (rows[idle.name]["状态"], rows[idle.name]["最近操作"]) == ("未开始", "—")
+        for student in school["people"]["A"]:
+            assert student.id_number not in page
+            assert student.id_number[:14] not in page
+        assert "英语2501" not in page
+
+    def test_class_page_filters_to_students_not_yet_done(self, client, secretary, school, classes):
+        campaign = school["campaign"]
+        client.force_login(secretary)
+        url = reverse("workspace:class_detail", args=[classes["C"].pk])
+
+        page = html(client.get(url, {"campaign": campaign.pk, "filter": "not_done"}))
+
+        listed = {cells["姓名"]: cells["状态"] for cells in table(page, "软件2501")}
+        confirmed, started, returned, idle = school["people"]["C"]
+        assert listed == {started.name: "核对中", returned.name: "被退回待修改", idle.name: "未开始"}
+        assert "显示全部学生" in page
+        everyone = html(client.get(url, {"campaign": campaign.pk}))
+        assert confirmed.name in everyone
+
+    def test_class_page_of_a_fully_done_class_says_so(self, client, secretary, school, classes):
+        client.force_login(secretary)
+        url = reverse("workspace:class_detail", args=[classes["B"].pk])
+        page = html(client.get(url, {"campaign": school["campaign"].pk, "filter": "not_done"}))
+        assert "全班都已完成核对。" in page
+
+    # ---------------------------------------------------------------------------
+    # Class progress link
+    # ---------------------------------------------------------------------------
+
+    def test_progress_link_shows_counts_and_names_not_done_and_nothing_else(self, client, secretary, school, classes):
+        campaign = school["campaign"]
+        client.force_login(secretary)
+        link = create_link(client, classes["C"], campaign)
+        client.logout()
+
+        response = client.get(reverse("class_progress_public", args=[link.token]))
+
+        assert response.status_code == 200
+        assert response["X-Robots-Tag"] == "noindex, nofollow" and response["Referrer-Policy"] == "no-referrer"
+        page = html(response)
+        body = text(page[page.index("<main>") :])
+        confirmed, started, returned, idle = school["people"]["C"]
+        assert "已完成 1 / 4 人" in body and "还未完成的同学（3）" in body
+        assert f"{started.name}、{returned.name}、{idle.name}" in body
+        assert confirmed.name not in page  # those done are not named
+        for student in school["people"]["C"]:
+            for secret in (student.student_number, student.phone, student.id_number, student.masked_id_number):
+                assert secret not in page, secret
+        assert "计算机学院" not in page and "<form" not in page
+        # One link only: the way into the portal for a classmate who has not started.
+        assert re.findall(r"<a [^>]*>", page) == [
+            f'<a class="button primary" id="portal-link" href="{reverse("verification:my_checks")}">'
+        ]
+        for other in school["people"]["A"] + school["people"]["X"]:
+            assert other.name not in page
+
+    def test_a_revoked_progress_link_no_longer_opens(self, client, secretary, school, classes):
+        campaign = school["campaign"]
+        client.force_login(secretary)
+        link = create_link(client, classes["C"], campaign)
+
+        response = client.post(reverse("workspace:progress_link_revoke", args=[link.pk]), follow=True)
+
+        assert "链接已撤销，群里的旧链接将无法打开。" in messages_of(response)
+        assert link.token not in html(response)
+        client.logout()
+        assert client.get(reverse("class_progress_public", args=[link.token])).status_code == 404
+
+    def test_an_expired_progress_link_no_longer_opens_nor_is_offered(self, client, secretary, school, classes):
+        campaign = school["campaign"]
+        client.force_login(secretary)
+        link = create_link(client, classes["C"], campaign)
+        url = reverse("class_progress_public", args=[link.token])
+        assert client.get(url).status_code == 200
+
+        with time_machine.travel(link.expires_at + datetime.timedelta(minutes=1)):
+            assert client.get(url).status_code == 404
+            client.force_login(secretary)
+            page = html(
+                client.get(reverse("workspace:class_detail", args=[classes["C"].pk]), {"campaign": campaign.pk})
+            )
+        assert link.token not in page
 
 
 # ---------------------------------------------------------------------------

@@ -153,7 +153,9 @@ def ticket_act(request, ticket_id):
             success = _("状态已更新。")
         else:
             helpdesk.ticket_reply(ticket_id=ticket.pk, text=data["text"], to=data["to"], by=request.user)
-            success = _("已回复学生，学生会在站内消息和核对页面看到回复。")
+            success = _(
+                "已回复学生：学生会在站内消息和核对页面看到回复，并通过提醒渠道（企业微信、钉钉或邮件等）收到通知。"
+            )
     except helpdesk.HelpdeskError as exc:
         messages.error(request, str(exc))
     else:

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.messages import get_messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -8,15 +9,15 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
-from notices import selectors as notice_selectors
 from students import fields as roll_fields
 from students.audit import access_log
 from students.downloads import private_file_response
 from students.models import AccessEvent
 from students.permissions import capability_required, own_student
 
-from .. import campaign_kinds, helpdesk, selectors, services
+from .. import campaign_kinds, helpdesk, selectors, services, signals
 from .. import evidence as evidence_files
 from ..forms import (
     SUPPORT_KINDS,
@@ -27,7 +28,7 @@ from ..forms import (
     SupportRequestForm,
     VersionedForm,
 )
-from ..models import Campaign, Checklist, FieldCheck, Flag
+from ..models import Campaign, Checklist, Flag
 
 
 def _checklist_url(checklist, field_code=None):
@@ -37,33 +38,58 @@ def _checklist_url(checklist, field_code=None):
 
 @login_required
 def my_checks(request):
-    """The student's home: unread notices first, then their checks (straight to the one open check if all is read)."""
+    """The student's home: panels (unread notices first), then their checks; straight to the one open check if
+    no panel holds the student here."""
     checklists = list(selectors.checklists_of_user(user=request.user))
     student = own_student(request.user)
-    notices = notice_selectors.notices_with_read_flag(student=student, user=request.user) if student else []
+    # Apps built on verification add their panels (notices: the student's notices) through a signal.
+    responses = signals.student_home.send(my_checks, request=request, student=student)
+    panels = [panel for _receiver, panel in responses if panel]
     open_ones = [c for c in checklists if c.is_open()]
-    if len(open_ones) == 1 and len(checklists) == 1 and all(n.is_read for n in notices):
+    if len(open_ones) == 1 and len(checklists) == 1 and not any(panel.holds for panel in panels):
         return redirect("verification:checklist", campaign_id=open_ones[0].campaign_id)
     return render(
-        request, "verification/my_checks.html", {"checklists": checklists, "notices": notices, "student": student}
+        request, "verification/my_checks.html", {"checklists": checklists, "panels": panels, "student": student}
     )
 
 
 @never_cache
 @login_required
 def checklist(request, campaign_id):
-    checklist = selectors.checklist_of_user(user=request.user, campaign_id=campaign_id)
+    checklist = selectors.checklist_page_of_user(user=request.user, campaign_id=campaign_id)
+    return render(request, "verification/checklist.html", _checklist_context(request, checklist))
+
+
+def _checklist_context(request, checklist) -> dict:
     student = checklist.student
-    rows = selectors.checklist_rows(checklist)
-    flagged = [row for row in rows if _is_flagged(row)]
-    context = {
+    rows = selectors.own_checklist_rows(checklist)
+    # Each address from one reverse, not {% url %} per row (docs/performance.md §4).
+    confirm_url = reverse("verification:field_confirm", args=[checklist.campaign_id, "CODE"])
+    flag_url = reverse("verification:field_flag", args=[checklist.campaign_id, "CODE"])
+    # A message about one field is shown in its row (extra_tags "at-field-<code>").
+    at_field = {}
+    for message in get_messages(request):
+        at_field.setdefault(message.extra_tags, []).append(message)
+    for row in rows:
+        code = row["code"]
+        row["confirm_url"] = confirm_url.replace("/CODE/", f"/{code}/")
+        row["flag_url"] = flag_url.replace("/CODE/", f"/{code}/")
+        row["messages"] = at_field.get(_at_field(code), ())
+        if row["photo"]:
+            photo = row["photo"]
+            url = reverse("students:photo", args=[student.pk, photo["kind"]])
+            photo["src"] = f"{url}?v={photo['photo'].sha256[:12]}"
+        if row["flag"]:
+            row["flag_detail_url"] = reverse("verification:flag_detail", args=[row["flag"].pk])
+    support_url = reverse("verification:support_request", args=[checklist.campaign_id, "KIND"])
+    return {
         "checklist": checklist,
         "campaign": checklist.campaign,
         "student": student,
         "rows": rows,
         # Once a field is flagged, 全部正确 no longer applies: offer to confirm the fields not yet answered.
-        "flagged": bool(flagged),
-        "rest_count": sum(1 for row in rows if not _is_flagged(row) and not _is_confirmed(row)),
+        "flagged": any(row["flagged"] for row in rows),
+        "rest_count": sum(1 for row in rows if not row["flagged"] and not row["confirmed"]),
         "info_rows": selectors.info_rows(checklist),
         "missing_photos": selectors.missing_photos(checklist),
         "writable": checklist.is_open(),
@@ -73,10 +99,28 @@ def checklist(request, campaign_id):
         "confirm_all_form": ConfirmAllForm(initial={"record_version": student.version}),
         "confirm_rest_form": ConfirmRestForm(initial={"record_version": student.version}),
         "version": student.version,
-        "support_kinds": SUPPORT_KINDS.values(),
-        "support_requests": helpdesk.tickets_of_checklist(checklist),
+        "support_kinds": [
+            {"label": kind.label, "url": support_url.replace("/KIND/", f"/{kind.value}/")}
+            for kind in SUPPORT_KINDS.values()
+        ],
+        "support_requests": helpdesk.tickets_of_checklist(checklist)
+        if "tickets" in getattr(checklist, "holds", selectors.HOLDS)
+        else [],
     }
-    return render(request, "verification/checklist.html", context)
+
+
+def _is_htmx(request) -> bool:
+    # Sent by htmx (the checklist's in-place answers); a request without it gets the whole page.
+    return request.headers.get("HX-Request") == "true"
+
+
+def _answered_row(request, campaign_id, field_code):
+    """An in-place answer's response: the field's row, with the state badge and the confirm box swapped too."""
+    checklist = selectors.checklist_page_of_user(user=request.user, campaign_id=campaign_id)
+    context = _checklist_context(request, checklist)
+    context["rows"] = [row for row in context["rows"] if row["code"] == field_code]
+    context["oob"] = True
+    return render(request, "verification/_check_answered.html", context)
 
 
 def _at_field(field_code) -> str:
@@ -94,15 +138,6 @@ def _say_if_finished(request, checklist, was_finished: bool, *, anchor=None):
     else:
         text = _("你已核对完全部项目，信息全部正确，感谢你的核对。")
     messages.success(request, text, extra_tags=_at_field(anchor))
-
-
-def _is_flagged(row) -> bool:
-    flag, answer = row["flag"], row["answer"]
-    return bool((flag and flag.is_open) or (answer and answer.status == FieldCheck.Status.FLAGGED))
-
-
-def _is_confirmed(row) -> bool:
-    return bool(row["answer"] and row["answer"].status == FieldCheck.Status.CONFIRMED and not row["reopened"])
 
 
 def _service_call(request, checklist, fn, *, anchor=None, success=None, **kwargs):
@@ -139,9 +174,10 @@ def field_confirm(request, campaign_id, field_code):
     form = VersionedForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("页面已过期，请刷新后重试。"))
-        return redirect(_checklist_url(checklist))
+        url = _checklist_url(checklist)
+        return HttpResponseClientRedirect(url) if _is_htmx(request) else redirect(url)
     open_flag = checklist.flags.filter(field_code=field_code, status__in=Flag.OPEN).first()
-    return _service_call(
+    response = _service_call(
         request,
         checklist,
         services.field_confirm,
@@ -152,6 +188,8 @@ def field_confirm(request, campaign_id, field_code):
         record_version=form.cleaned_data["record_version"],
         by=request.user,
     )
+    # In place: the row answers (its message in it); the redirect is for a browser without JavaScript.
+    return _answered_row(request, campaign_id, field_code) if _is_htmx(request) else response
 
 
 @require_POST
@@ -215,7 +253,8 @@ def field_flag(request, campaign_id, field_code):
     amending = existing is not None and existing.is_returned and checklist.returned_amendable()
     if not checklist.is_open() and not amending:
         messages.error(request, _("核对已截止，不能再修改"))
-        return redirect(_checklist_url(checklist, field_code))
+        url = _checklist_url(checklist, field_code)
+        return HttpResponseClientRedirect(url) if _is_htmx(request) else redirect(url)
     student = checklist.student
     kwargs = {"field": field, "id_type": student.id_type, "needs_evidence": field.evidence}
     initial = {"record_version": student.version}
@@ -262,6 +301,9 @@ def field_flag(request, campaign_id, field_code):
         "evidence_checklist": field.evidence_guidance,
         "hints": [f.message for f in student.findings.filter(field_code=field.code)],
     }
+    if _is_htmx(request) and request.method == "GET":
+        # 有误 tapped on the checklist: the form opens inside the field's row; it posts as the page does.
+        return render(request, "verification/_flag_form_card.html", {**context, "inline": True})
     return render(request, "verification/flag_form.html", context)
 
 

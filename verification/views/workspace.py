@@ -4,6 +4,7 @@ from collections import defaultdict
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import prefetch_related_objects
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -14,7 +15,6 @@ from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from notices import selectors as notice_selectors
 from students import fields as roll_fields
 from students.audit import access_log
 from students.models import AccessEvent, ImportFinding
@@ -25,6 +25,7 @@ from students.permissions import (
     get_department_for,
     get_student_for,
     has_capability,
+    is_counsellor,
 )
 
 from .. import dashboards, helpdesk, selectors, services
@@ -94,10 +95,15 @@ def dashboard(request):
         "campaign": campaign,
         "campaigns": selectors.campaign_list(),
         "department_id": department_id,
-        "tickets": helpdesk.open_counts(departments=departments),
+        "tickets": helpdesk.open_counts(departments=departments)
+        if has_capability(request.user, "ticket.view")
+        else None,
+        # A counsellor's dashboard is their classes only, in whichever departments they are.
+        "class_scoped": is_counsellor(request.user),
     }
     if campaign:
-        rows, total = dashboards.class_progress(campaign=campaign, departments=departments)
+        classes = classes_for(request.user) if context["class_scoped"] else None
+        rows, total = dashboards.class_progress(campaign=campaign, departments=departments, classes=classes)
         sort = request.GET.get("sort", "class")
         rows.sort(key=SORTS.get(sort, SORTS["class"]))
         per_department = defaultdict(dashboards.Counts)
@@ -110,12 +116,9 @@ def dashboard(request):
                 campaign=campaign, department__in=departments, withdrawn_at__isnull=True
             )
         }
-        context["sign_offs"] = [(d, signed.get(d.pk)) for d in departments.order_by("name")]
-        notice, read_rates = notice_selectors.latest_notice_read_rates(
-            campaign=campaign, viewer=request.user, group="class"
-        )
-        names = set(departments.values_list("name", flat=True))
-        context.update(notice=notice, read_rates=[row for row in read_rates if row["department"] in names])
+        if has_capability(request.user, "department.sign_off"):
+            context["sign_offs"] = [(d, signed.get(d.pk)) for d in departments.order_by("name")]
+        context["departments"] = departments  # the notices card's rows (notices_tags.notice_read_rates)
     return render(request, "workspace/dashboard.html", context)
 
 
@@ -125,7 +128,12 @@ def class_detail(request, class_id):
     class_group = get_object_or_404(classes_for(request.user).select_related("department"), pk=class_id)
     campaign = _campaign_or_none(request)
     only_not_done = request.GET.get("filter") == "not_done"
-    context = {"class_group": class_group, "campaign": campaign, "only_not_done": only_not_done}
+    context = {
+        "class_group": class_group,
+        "campaign": campaign,
+        "only_not_done": only_not_done,
+        "class_scoped": is_counsellor(request.user),  # the crumbs say 我的班级, as the dashboard does
+    }
     if campaign:
         context["checklists"] = selectors.class_checklists(
             campaign=campaign, class_group=class_group, only_not_done=only_not_done
@@ -174,11 +182,8 @@ def progress_public(request, token):
     pending = checklists.exclude(state__in=(*Checklist.FINISHED, Checklist.State.EXCLUDED)).order_by(
         "student__student_number"
     )
-    response = render(
-        request,
-        "workspace/progress_public.html",
-        {"link": link, "counts": counts, "names": pending.values_list("student__name", flat=True)},
-    )
+    names = selectors.names_with_extensions(pending, campaign=link.campaign)
+    response = render(request, "workspace/progress_public.html", {"link": link, "counts": counts, "names": names})
     response["X-Robots-Tag"] = "noindex, nofollow"
     response["Referrer-Policy"] = "no-referrer"
     return response
@@ -201,6 +206,7 @@ def _bulk_form(request, statuses) -> dict:
 
 def _flag_rows(flags):
     flags = list(flags)
+    prefetch_related_objects(flags, "events__actor")  # each card's history: who did what at which step
     findings = selectors.findings_for_students({f.checklist.student_id for f in flags})
     return [
         {
@@ -558,17 +564,13 @@ def school(request):
     campaign = _campaign_or_none(request)
     context = {"campaign": campaign, "campaigns": selectors.campaign_list(), "tickets": helpdesk.open_counts()}
     if campaign:
-        rows, cohorts, total = dashboards.school_progress(campaign=campaign)
-        days = dashboards.daily_progress(campaign=campaign, total=total.total)
+        rows, cohorts, total, per_day = dashboards.school_overview(campaign=campaign)
+        days = dashboards.daily_progress(campaign=campaign, total=total.total, per_day=per_day)
         context.update(rows=rows, total=total, cohorts=cohorts, chart=dashboards.progress_chart(days), days=days)
         signed = {
             s.department_id: s for s in DepartmentSignOff.objects.filter(campaign=campaign, withdrawn_at__isnull=True)
         }
         context["sign_offs"] = [(department, signed.get(department.pk)) for department, _counts in rows]
-        notice, read_rates = notice_selectors.latest_notice_read_rates(
-            campaign=campaign, viewer=request.user, group="department"
-        )
-        context.update(notice=notice, read_rates=read_rates)
     return render(request, "workspace/school.html", context)
 
 

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from students.demo import generate_roster, write_roster_xlsx
-from students.models import Cohort, Department, Student, User
+from students.models import ClassGroup, Cohort, Department, Student, User
 from students.services import roster_import
 
 DEMO_PASSWORD = "rollcheck-demo"
@@ -74,12 +74,24 @@ class Command(BaseCommand):
     def _accounts(self):
         first_department = Department.objects.order_by("name").first()
         student = Student.objects.filter(department=first_department).order_by("student_number").first()
+        # The demo student's classmate is the class's monitor (班长); a counsellor has their class and one of
+        # another department (docs/roles.md).
+        monitor = (
+            Student.objects.filter(class_group=student.class_group).exclude(pk=student.pk).order_by("student_number")
+        ).first()
+        counselled = [student.class_group] if student.class_group else []
+        elsewhere = ClassGroup.objects.exclude(department=first_department).order_by("name").first()
+        counselled += [elsewhere] if elsewhere else []
         accounts = [
             ("admin", User.Role.ADMIN, "系统管理员", True),
             ("registrar", User.Role.REGISTRAR, "学籍科", False),
             ("secretary", User.Role.SECRETARY, f"{first_department.name} 教务秘书", False),
+            ("counsellor", User.Role.COUNSELLOR, "辅导员", False),
+            ("admissions", User.Role.ADMISSIONS, "招生办", False),
             (student.student_number, User.Role.STUDENT, student.name, False),
         ]
+        if monitor:
+            accounts.append((monitor.student_number, User.Role.STUDENT, f"{monitor.name}（班长）", False))
         rows = []
         for username, role, label, superuser in accounts:
             user, _created = User.objects.get_or_create(username=username, defaults={"role": role})
@@ -89,8 +101,13 @@ class Command(BaseCommand):
             user.save()
             if role == User.Role.SECRETARY:
                 user.departments.set([first_department])
+            if role == User.Role.COUNSELLOR:
+                user.classes.set(counselled)
             if role == User.Role.STUDENT:
-                Student.objects.filter(pk=student.pk).update(user=user)
+                who = monitor if monitor and username == monitor.student_number else student
+                Student.objects.filter(pk=who.pk).update(user=user)
+                if who == monitor:
+                    monitor.class_group.monitors.add(user)
             rows.append((User.Role(role).label, username, label))
         self.stdout.write(f"\nDemo accounts (password for all: {DEMO_PASSWORD}):")
         for role, username, label in rows:
