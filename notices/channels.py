@@ -39,6 +39,8 @@ USERID_FIELDS = {
     "phone": gettext_lazy("手机号码"),
     "email": gettext_lazy("电子邮箱"),
 }
+# Staff attributes a school may use as the WeCom / DingTalk userid of staff; unset, staff are not reached there.
+STAFF_USERID_FIELDS = {"username": gettext_lazy("登录账号（工号）"), "email": gettext_lazy("电子邮箱")}
 MOBILE = re.compile(r"^(?:\+?86)?(1[3-9]\d{9})$")
 MOBILE_SQL = r"^(\+?86)?1[3-9][0-9]{9}$"
 
@@ -216,6 +218,13 @@ class AppChannel(ConfiguredChannel):
 
     def reach_filter(self) -> Q:
         return ~Q(**{self.userid_field: ""}) if self.ready else Q(pk__in=[])
+
+    def staff_address(self, user) -> str:
+        """A member of staff's userid, by the school's ``staff_userid_field``; "" when not set or not ready."""
+        field = self.option("staff_userid_field")
+        if not self.ready or field not in STAFF_USERID_FIELDS:
+            return ""
+        return str(getattr(user, field, "") or "").strip()
 
     def agent_id(self) -> int:
         try:

@@ -76,9 +76,9 @@ def digests_build_due(*, now=None) -> int:
     )
     for campaign in campaigns:
         department_ids = (
-            Checklist.objects.filter(campaign=campaign, student__department__isnull=False)
-            .exclude(student__department__in=campaign.sign_offs.filter(withdrawn_at__isnull=True).values("department"))
-            .values_list("student__department_id", flat=True)
+            Checklist.objects.filter(campaign=campaign, department__isnull=False)
+            .exclude(department__in=campaign.sign_offs.filter(withdrawn_at__isnull=True).values("department"))
+            .values_list("department_id", flat=True)
             .order_by()
             .distinct()
         )
@@ -117,7 +117,7 @@ def digest_build(*, department_id: int, campaign_id: int, day: datetime.date, no
 
 def _write_file(digest: Digest, campaign: Campaign, department: Department):
     scope = Department.objects.filter(pk=department.pk)
-    counts = dashboards.counts_of(Checklist.objects.filter(campaign=campaign, student__department=department))
+    counts = dashboards.counts_of(Checklist.objects.filter(campaign=campaign, department=department))
     # The department's list of unverified students, the same exporter as the workspace's button; encrypted at rest.
     digest.row_count = storage.write_export(
         registry.get("unverified"),

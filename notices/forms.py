@@ -9,7 +9,7 @@ from students.forms import IdField, IdListField
 from students.models import Cohort, Department
 from verification.models import Campaign
 
-from .channels import USERID_FIELDS
+from .channels import STAFF_USERID_FIELDS, USERID_FIELDS
 from .models import DepartmentChannel, HelpArticle, Notice
 from .services import MAX_DAYS_BEFORE, REQUEST_KEY
 
@@ -189,11 +189,13 @@ CHANNEL_OPTIONS = {
         ("corp_id", _("企业 ID（CorpID）"), ""),
         ("agent_id", _("应用 AgentId"), ""),
         ("userid_field", _("企业微信账号对应"), _("学生在企业微信中的账号（UserID）是哪一项，默认学号")),
+        ("staff_userid_field", _("教师账号对应"), _("辅导员提醒：教师账号是哪一项；不选则教师只收电子邮件")),
     ],
     "dingtalk": [
         ("app_key", _("AppKey"), ""),
         ("agent_id", _("应用 AgentId"), ""),
         ("userid_field", _("钉钉账号对应"), _("学生在钉钉中的账号（userid）是哪一项，默认学号")),
+        ("staff_userid_field", _("教师账号对应"), _("辅导员提醒：教师账号是哪一项；不选则教师只收电子邮件")),
     ],
 }
 # What each channel needs before it can be enabled (besides the secret), by SMS provider for SMS.
@@ -229,6 +231,13 @@ class ReminderChannelForm(forms.Form):
         for key, label, help_text in CHANNEL_OPTIONS.get(name, []):
             if key == "userid_field":
                 field = forms.ChoiceField(label=label, choices=list(USERID_FIELDS.items()), help_text=help_text)
+            elif key == "staff_userid_field":
+                field = forms.ChoiceField(
+                    label=label,
+                    choices=[("", _("不用于教师")), *STAFF_USERID_FIELDS.items()],
+                    required=False,
+                    help_text=help_text,
+                )
             elif key in ("agent_id", "per_minute"):
                 field = forms.IntegerField(label=label, required=False, min_value=1, help_text=help_text)
             elif key == "template_text":

@@ -254,7 +254,7 @@ class Notification(OutboxRow):
 
 
 class StaffReminder(OutboxRow):
-    """One stage's reminder to one member of staff by e-mail: a counsellor, at the departments' stage, is told
+    """One stage's reminder to one member of staff (WeCom / DingTalk or e-mail): a counsellor, at the departments' stage, is told
     who in their classes has not finished.  Unique per (campaign, user, stage), so a job run twice sends once."""
 
     class Stage(models.TextChoices):
@@ -268,7 +268,11 @@ class StaffReminder(OutboxRow):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["campaign", "user", "stage"], name="staff_reminder_once_per_stage")
+            # One row per channel tried (WeCom / DingTalk, then e-mail as the fallback); staff_reminders writes
+            # the first only when the counsellor has none for the stage, so the stage still reminds once.
+            models.UniqueConstraint(
+                fields=["campaign", "user", "stage", "channel"], name="staff_reminder_once_per_stage_channel"
+            )
         ]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="staff_reminder_due")]
         verbose_name = _("教师提醒发送")

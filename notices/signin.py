@@ -1,4 +1,4 @@
-"""Signing in from the campus app: WeCom OAuth (网页授权 in the app, 扫码登录 on a computer) and DingTalk (免登 / 扫码).
+"""Signing in from the campus app: WeCom OAuth (网页授权 in the app, 扫码登录 on a computer) and DingTalk (web OAuth).
 
 The school's WeCom / DingTalk app is the one reminders are sent from (``ChannelConfig``, the 提醒渠道 page):
 its credentials switch sign-in on, whether or not the channel is used for reminders.  The platform's userid
@@ -80,6 +80,7 @@ def _dingtalk_config(channel) -> dingtalk.Config:
         app_secret=channel.config.secret,
         agent_id=channel.agent_id(),
         api=channel.option("api") or dingtalk.API,
+        new_api=channel.option("new_api") or dingtalk.NEW_API,
     )
 
 
@@ -174,7 +175,7 @@ def callback(request, platform):
     ):
         return _refuse(request, _("登录请求已失效或不是从本页面发起的，请回到登录页重新登录。"), status=400)
     channel = PLATFORMS[platform].app()
-    code = request.GET.get("code") or request.GET.get("authCode") or ""
+    code = request.GET.get("authCode") or request.GET.get("code") or ""
     if channel is None:
         raise Http404
     if not code:
@@ -183,7 +184,8 @@ def callback(request, platform):
         if platform == "wecom":
             userid = wecom.userid_for_code(_wecom_config(channel), code)
         else:
-            userid = dingtalk.userid_for_code(_dingtalk_config(channel), code)
+            # The web OAuth page's authCode: the new API (the in-app 免登 code is another exchange).
+            userid = dingtalk.userid_for_auth_code(_dingtalk_config(channel), code)
     except ProviderError as exc:
         # The code and errmsg only: never the secret or the access token.
         logger.warning("campus sign-in %s: %s", platform, exc)

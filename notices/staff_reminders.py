@@ -4,10 +4,16 @@ The students' stage reminds students (notices/reminders.py); once the students'
 deadline has passed and until 院系汇总截止 the department chases the rest: its
 secretaries by the daily digest (notices/digests.py), each counsellor
 (辅导员/班主任) by one reminder per campaign listing the unfinished students of
-their own classes.  The row is unique per (campaign, counsellor, stage) and is
-written together with the in-portal message, so a job run twice (beat, the
-embedded loop, ``run_due_work``) reminds each counsellor once.  The e-mail is
-composed at send time from the current states.
+their own classes.  The first row is written only when the counsellor has none
+for (campaign, stage), together with the in-portal message, and rows are unique
+per channel, so a job run twice (beat, the embedded loop, ``run_due_work``)
+reminds each counsellor once.  The message is composed at send time from the
+current states.
+
+The channel: WeCom or DingTalk when the school's order (``reminders.channel_order``)
+puts it before e-mail, it is enabled and it knows staff userids (its
+``staff_userid_field``); e-mail is always the last, so a counsellor the app
+cannot reach, or whose app message fails for good, is e-mailed instead.
 """
 
 from django.conf import settings
@@ -40,6 +46,19 @@ def unfinished_in_classes(*, campaign: Campaign, user) -> list[Student]:
         .select_related("class_group")
         .order_by("class_group__name", "student_number")
     )
+
+
+# The channels that reach staff by a userid; SMS templates are the students' and robots post to groups.
+STAFF_APP_CHANNELS = ("wecom", "dingtalk")
+
+
+def staff_channel_order() -> list[str]:
+    """WeCom / DingTalk as the school orders them before e-mail, then e-mail (always the fallback)."""
+    from .reminders import channel_order
+
+    order = channel_order()
+    before_email = order[: order.index("email")] if "email" in order else order
+    return [name for name in before_email if name in STAFF_APP_CHANNELS] + ["email"]
 
 
 def _in_departments_stage(campaign: Campaign, now) -> bool:
@@ -77,7 +96,12 @@ def counsellor_remind(*, campaign: Campaign, user, now=None) -> StaffReminder | 
         # The row and the message together: a concurrent run waits on the unique index and writes neither.
         with transaction.atomic():
             row = StaffReminder.objects.create(
-                campaign=campaign, user=user, stage=stage, created_at=now, next_attempt_at=now + outbox.lease()
+                campaign=campaign,
+                user=user,
+                stage=stage,
+                channel=staff_channel_order()[0],
+                created_at=now,
+                next_attempt_at=now + outbox.lease(),
             )
             Message.objects.create(
                 user=user,
@@ -97,7 +121,7 @@ def counsellor_remind(*, campaign: Campaign, user, now=None) -> StaffReminder | 
 
 
 class StaffReminderStream(outbox.Stream):
-    """A stage reminder to a member of staff's e-mail."""
+    """A stage reminder to a member of staff: their WeCom / DingTalk account or e-mail."""
 
     name = "staff_reminder"
     model = StaffReminder
@@ -110,12 +134,41 @@ class StaffReminderStream(outbox.Stream):
         left = unfinished_in_classes(campaign=row.campaign, user=row.user)
         if not left:
             raise outbox.Skip(_("班级学生均已完成核对，无需提醒"))
-        if not channel.can_reach(row.user):
+        if channel.name in STAFF_APP_CHANNELS:
+            address = channel.staff_address(row.user)
+        elif channel.name == "email":
+            address = channel.address(row.user)
+        else:  # a channel that does not reach staff (the school's order changed since the row was written)
+            address = ""
+        if not address:
             raise outbox.Unreachable(channel.unreachable)
         context = {"campaign": row.campaign, "user": row.user, "students": left, "url": settings.PORTAL_URL}
+        link = settings.PORTAL_URL.rstrip("/") + "/workspace/"
         return outbox.OutgoingMessage(
-            to=channel.address(row.user),
+            to=address,
             subject=_("【学籍核对】%(campaign)s：你负责的班级还有 %(n)s 名学生未完成")
             % {"campaign": row.campaign.name, "n": len(left)},
             body=render_to_string("notices/email/counsellor_stage.txt", context),
+            # The app card: the count and the deadline; the names are behind the link (signed in).
+            summary=_("你负责的班级还有 %(n)s 名学生未完成核对，院系汇总截止 %(deadline)s。")
+            % {
+                "n": len(left),
+                "deadline": timezone.localtime(row.campaign.departments_deadline).strftime("%Y-%m-%d %H:%M"),
+            },
+            options={"variables": {"link": link}},
         )
+
+    def fallback(self, row: StaffReminder, *, now) -> StaffReminder | None:
+        order = staff_channel_order()
+        following = order[order.index(row.channel) + 1 :] if row.channel in order else ["email"]
+        following = [name for name in following if name != row.channel]
+        if not following:
+            return None
+        reminder, created = StaffReminder.objects.get_or_create(
+            campaign_id=row.campaign_id,
+            user_id=row.user_id,
+            stage=row.stage,
+            channel=following[0],
+            defaults={"created_at": now, "next_attempt_at": now + outbox.lease()},
+        )
+        return reminder if created else None

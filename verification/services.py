@@ -530,7 +530,7 @@ def department_sign_off(*, campaign: Campaign, department, remark: str = "", by,
             campaign=campaign, department=department, withdrawn_at__isnull=True
         ).exists():
             raise VerificationError(_("本院系已确认提交；如需修改请联系学籍科撤回"))
-        counts = dashboards.counts_of(Checklist.objects.filter(campaign=campaign, student__department=department))
+        counts = dashboards.counts_of(Checklist.objects.filter(campaign=campaign, department=department))
         sign_off = DepartmentSignOff.objects.create(
             campaign=campaign,
             department=department,

@@ -46,6 +46,8 @@ class Fake:
         self.requests: list[dict] = []
         self.tokens: dict[str, str] = {}
         self.expire_next_token_use = False
+        self.user_tokens: dict[str, str] = {}  # DingTalk user access token -> the authCode it was granted for
+        self.used_auth_codes: set[str] = set()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -94,6 +96,8 @@ class Fake:
                             query.get("appkey") == DINGTALK["key"] and query.get("appsecret") == DINGTALK["secret"],
                         )
                     )
+                if parts.path == "/v1.0/contact/users/me":
+                    return self._answer(*fake.dingtalk_me(dict(self.headers)))
                 if parts.path == "/cgi-bin/auth/getuserinfo":
                     return self._answer(fake.wecom_userinfo(query))
                 if parts.path == "/connect/oauth2/authorize":
@@ -117,6 +121,10 @@ class Fake:
                     return self._answer(fake.wecom_send(query, json.loads(body)))
                 if parts.path == "/topapi/message/corpconversation/asyncsend_v2":
                     return self._answer(fake.dingtalk_send(query, json.loads(body)))
+                if parts.path == "/v1.0/oauth2/userAccessToken":
+                    return self._answer(*fake.dingtalk_user_token(dict(self.headers), body))
+                if parts.path == "/topapi/user/getbyunionid":
+                    return self._answer(fake.dingtalk_getbyunionid(query, json.loads(body)))
                 if parts.path == "/topapi/v2/user/getuserinfo":
                     return self._answer(fake.dingtalk_userinfo(query, json.loads(body)))
                 self._answer({"error": "not found"}, 404)
@@ -312,3 +320,57 @@ class Fake:
         if code.startswith("user:"):
             return {"errcode": 0, "errmsg": "ok", "result": {"userid": code[5:], "name": "x"}, "request_id": "r"}
         return {"errcode": 40078, "errmsg": "不存在的临时授权码"}
+
+    # --- DingTalk's web OAuth (new API, api.dingtalk.com) ------------------------------------------------
+    # The authCode the OAuth page returns names who signed in: "user:<userid>" a member of the school,
+    # "external:<userid>" an external contact (外部联系人), "outsider" a DingTalk user outside the school;
+    # anything else is not a code DingTalk issued.  A code is good once, as at DingTalk.
+
+    def _new_api_error(self, status: int, code: str, message: str) -> tuple[dict, int]:
+        return {"code": code, "message": message, "requestid": "9D0A5E6C-7F3B-4A39-9E8F-1C2D3E4F5A6B"}, status
+
+    def dingtalk_user_token(self, headers: dict, raw: bytes) -> tuple[dict, int]:
+        headers = {k.lower(): v for k, v in headers.items()}
+        body = json.loads(raw or b"{}")
+        self.requests.append({"platform": "dingtalk", "path": "userAccessToken", "body": body})
+        if headers.get("content-type", "").split(";")[0] != "application/json":
+            return self._new_api_error(400, "MissingParameter", "body is not JSON")
+        if set(body) != {"clientId", "clientSecret", "code", "grantType"} or body["grantType"] != "authorization_code":
+            return self._new_api_error(400, "MissingParameter", "clientId/clientSecret/code/grantType")
+        if body["clientId"] != DINGTALK["key"] or body["clientSecret"] != DINGTALK["secret"]:
+            return self._new_api_error(400, "invalidClientSecret", "不合法的clientSecret")
+        code = body["code"]
+        if code in self.used_auth_codes or not (code.startswith(("user:", "external:")) or code == "outsider"):
+            return self._new_api_error(400, "invalidParameter.authCode.notFound", "不合法的临时授权码")
+        self.used_auth_codes.add(code)
+        token = f"dingtalk-user-token-{len(self.requests)}"
+        self.user_tokens[token] = code
+        return {"accessToken": token, "refreshToken": "r-" + token, "expireIn": 7200, "corpId": "dingfakecorp"}, 200
+
+    def dingtalk_me(self, headers: dict) -> tuple[dict, int]:
+        headers = {k.lower(): v for k, v in headers.items()}
+        token = headers.get("x-acs-dingtalk-access-token", "")
+        self.requests.append({"platform": "dingtalk", "path": "users/me", "token": token})
+        code = self.user_tokens.get(token)
+        if code is None:
+            return self._new_api_error(401, "InvalidAuthentication", "不合法的access_token")
+        who = code.split(":", 1)[-1]
+        return {"nick": "王梓萱", "unionId": f"union-{who}", "openId": f"open-{who}", "stateCode": "86"}, 200
+
+    def dingtalk_getbyunionid(self, query: dict, body: dict) -> dict:
+        self.requests.append({"platform": "dingtalk", "path": "getbyunionid", "body": body})
+        if not self._token_ok("dingtalk", query):
+            return {"errcode": 88, "errmsg": "不合法的access_token"}
+        union_id = body.get("unionid", "")
+        codes = self.user_tokens.values()
+        member = next((c for c in codes if c.split(":", 1)[-1] == union_id.removeprefix("union-")), None)
+        if set(body) != {"unionid"} or member is None or member == "outsider":
+            return {"errcode": 60121, "errmsg": "找不到该用户", "request_id": "r"}
+        contact_type = 1 if member.startswith("external:") else 0
+        userid = member.split(":", 1)[1]
+        return {
+            "errcode": 0,
+            "errmsg": "ok",
+            "result": {"contact_type": contact_type, "userid": userid},
+            "request_id": "r",
+        }

@@ -51,7 +51,7 @@ def dingtalk_app(fake):
     return ChannelConfig.objects.create(
         name="dingtalk",
         enabled=True,
-        options={"app_key": DINGTALK["key"], "agent_id": str(DINGTALK["agent"]), "api": fake.url},
+        options={"app_key": DINGTALK["key"], "agent_id": str(DINGTALK["agent"]), "api": fake.url, "new_api": fake.url},
         secret=DINGTALK["secret"],
     )
 
@@ -256,21 +256,68 @@ def test_dingtalk_sign_in_in_the_app_and_by_qr_code(client, fake, dingtalk_app, 
 
     assert authorize.startswith("https://login.dingtalk.com/oauth2/auth?")
     params = query_of(authorize)
-    assert params["client_id"] == DINGTALK["key"]
-    # DingTalk's newer sign-in returns ``authCode``; the older 免登 ``code``.
-    response = come_back(client, "dingtalk", f"user:{student.student_number}", params["state"], key="authCode")
+    assert (params["client_id"], params["response_type"], params["scope"]) == (DINGTALK["key"], "code", "openid")
+    # The web OAuth page returns ``authCode`` (and the same value as ``code``).
+    auth_code = f"user:{student.student_number}"
+    response = come_back(client, "dingtalk", auth_code, params["state"], key="authCode")
 
-    assert response.status_code == 302 and signed_in_as(client) is not None
+    assert response.status_code == 302 and response["Location"] == reverse("home")
     student.refresh_from_db()
     assert signed_in_as(client) == str(student.user_id)
+    # authCode -> user token (new API) -> unionId -> the school's userid (app token of oapi); never the 免登 API.
+    calls = fake.of("dingtalk")
+    assert [r["path"] for r in calls] == ["userAccessToken", "users/me", "gettoken", "getbyunionid"]
+    assert calls[0]["body"] == {
+        "clientId": DINGTALK["key"],
+        "clientSecret": DINGTALK["secret"],
+        "code": auth_code,
+        "grantType": "authorization_code",
+    }
+    assert calls[1]["token"] in fake.user_tokens
+    assert calls[3]["body"] == {"unionid": f"union-{student.student_number}"}
 
 
-def test_dingtalk_refuses_an_unknown_code_in_chinese(client, dingtalk_app, student):
+@pytest.mark.parametrize("auth_code", ["outsider", "external:{number}", "user:2099000001"])
+def test_dingtalk_users_who_are_not_students_of_the_school_are_refused_and_no_account_is_made(
+    client, fake, dingtalk_app, student, auth_code
+):
+    # Someone outside the school's DingTalk, the school's external contact with a student's number as
+    # userid, and a member without a roll record.
+    users_before = User.objects.count()
     state = query_of(start(client, "dingtalk", agent=IN_DINGTALK))["state"]
 
-    response = come_back(client, "dingtalk", "expired-code", state)
+    response = come_back(client, "dingtalk", auth_code.format(number=student.student_number), state, key="authCode")
 
+    assert response.status_code == 403
+    assert "你的钉钉账号没有对应的学籍记录，无法登录本系统。" in page(response)
+    assert signed_in_as(client) is None and User.objects.count() == users_before
+
+
+def test_dingtalk_refuses_an_unknown_or_reused_auth_code_in_chinese(client, fake, dingtalk_app, student, caplog):
+    state = query_of(start(client, "dingtalk", agent=IN_DINGTALK))["state"]
+    with caplog.at_level(logging.WARNING):
+        response = come_back(client, "dingtalk", "expired-code", state, key="authCode")
     assert response.status_code == 502 and "暂时无法通过钉钉登录" in page(response)
+    assert "invalidParameter.authCode.notFound" in caplog.text
+
+    auth_code = f"user:{student.student_number}"
+    first = come_back(client, "dingtalk", auth_code, query_of(start(client, "dingtalk"))["state"], key="authCode")
+    assert first.status_code == 302
+    client.logout()
+    again = come_back(client, "dingtalk", auth_code, query_of(start(client, "dingtalk"))["state"], key="authCode")
+    assert again.status_code == 502 and signed_in_as(client) is None
+
+
+def test_when_dingtalk_refuses_the_app_secret_the_secret_is_not_logged(client, fake, dingtalk_app, student, caplog):
+    dingtalk_app.secret = "a-wrong-dingtalk-secret"
+    dingtalk_app.save()
+    state = query_of(start(client, "dingtalk"))["state"]
+
+    with caplog.at_level(logging.DEBUG):
+        response = come_back(client, "dingtalk", f"user:{student.student_number}", state, key="authCode")
+
+    assert response.status_code == 502 and signed_in_as(client) is None
+    assert "invalidClientSecret" in caplog.text and "a-wrong-dingtalk-secret" not in caplog.text
 
 
 def test_the_school_may_map_userids_by_another_attribute(client, wecom_app, department):

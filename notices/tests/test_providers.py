@@ -144,6 +144,7 @@ def dingtalk_config(fake, **changes):
         "app_secret": DINGTALK["secret"],
         "agent_id": DINGTALK["agent"],
         "api": fake.url,
+        "new_api": fake.url,
     }
     return dingtalk.Config(**(values | changes))
 
@@ -209,7 +210,19 @@ def test_dingtalk_errors_are_mapped(fake, userid, code, retry):
     assert (caught.value.code, caught.value.retry) == (code, retry)
 
 
-def test_dingtalk_sign_in_codes_resolve_to_userids(fake):
-    assert dingtalk.userid_for_code(dingtalk_config(fake), "user:2025000009") == "2025000009"
+def test_dingtalk_in_app_jsapi_codes_resolve_to_userids(fake):
+    assert dingtalk.userid_for_jsapi_code(dingtalk_config(fake), "user:2025000009") == "2025000009"
     with pytest.raises(ProviderError):
-        dingtalk.userid_for_code(dingtalk_config(fake), "forged")
+        dingtalk.userid_for_jsapi_code(dingtalk_config(fake), "forged")
+
+
+def test_dingtalk_web_oauth_auth_codes_resolve_to_userids_through_the_new_api(fake):
+    config = dingtalk_config(fake)
+    assert dingtalk.userid_for_auth_code(config, "user:2025000009") == "2025000009"
+    assert dingtalk.userid_for_auth_code(config, "outsider") == ""  # 60121: not a member of the school
+    assert dingtalk.userid_for_auth_code(config, "external:2025000010") == ""  # an external contact
+    with pytest.raises(ProviderError) as caught:
+        dingtalk.userid_for_auth_code(config, "user:2025000009")  # an authCode is good once
+    assert (caught.value.code, caught.value.retry) == ("invalidParameter.authCode.notFound", False)
+    # The 免登 API is not used for an authCode.
+    assert "getuserinfo" not in [r["path"] for r in fake.of("dingtalk")]

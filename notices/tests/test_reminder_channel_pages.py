@@ -162,3 +162,16 @@ def test_the_list_counts_the_students_each_channel_could_reach(client, registrar
     rows = dict(re.findall(r'data-channel="(\w+)">.*?<td>(\d+)</td>\s*<td>', page, re.S))
     assert rows["email"] == "1" and rows["console"] == "2" and rows["sms"] == "0"  # SMS not configured
     assert channels.reminder_channel_order() == ["email", "console"]
+
+
+def test_the_registrar_says_which_staff_attribute_is_the_wecom_userid_for_counsellor_reminders(client, registrar):
+    client.force_login(registrar)
+    url = reverse("notices:reminder_channel_edit", args=["wecom"])
+    assert "教师账号对应" in client.get(url).content.decode()
+
+    assert client.post(url, wecom_form(staff_userid_field="username")).status_code == 302
+    assert ChannelConfig.objects.get(name="wecom").options["staff_userid_field"] == "username"
+
+    # Left unset, counsellors keep getting e-mail only.
+    assert client.post(url, wecom_form(staff_userid_field="")).status_code == 302
+    assert "staff_userid_field" not in ChannelConfig.objects.get(name="wecom").options

@@ -112,3 +112,21 @@ def test_superusers_find_the_admin_under_system(client, registrar):
 
     assert groups["系统"][-1] == "管理后台"
     assert f'href="{reverse("admin:index")}"' in nav_of(client.get(reverse("workspace:school")))
+
+
+def test_a_class_monitor_sees_class_progress_and_the_unread_badge_from_one_query(
+    client, department, django_assert_num_queries
+):
+    from notices.models import Message
+
+    student = student_with_account(department=department)
+    student.class_group.monitors.add(student.user)
+    Message.objects.create(user=student.user, text="更正已受理")
+    client.force_login(student.user)
+    client.get(reverse("notices:help_index"))
+
+    with django_assert_num_queries(4):  # session, user, the help page's articles, the 班长 check with the count
+        nav = nav_of(client.get(reverse("notices:help_index")))
+
+    assert f'<a href="{reverse("verification:class_progress")}">班级进度</a>' in nav
+    assert re.search(r'class="badge"[^>]*>1<', nav)
