@@ -93,7 +93,7 @@ def dashboard(request):
             raise Http404
     context = {
         "campaign": campaign,
-        "campaigns": selectors.campaign_list(),
+        "campaigns": selectors.campaign_choices(),
         "department_id": department_id,
         "tickets": helpdesk.open_counts(departments=departments)
         if has_capability(request.user, "ticket.view")
@@ -562,7 +562,7 @@ def proxy_flag(request, student_id, field_code):
 @capability_required("school.view")
 def school(request):
     campaign = _campaign_or_none(request)
-    context = {"campaign": campaign, "campaigns": selectors.campaign_list(), "tickets": helpdesk.open_counts()}
+    context = {"campaign": campaign, "campaigns": selectors.campaign_choices(), "tickets": helpdesk.open_counts()}
     if campaign:
         rows, cohorts, total, per_day = dashboards.school_overview(campaign=campaign)
         days = dashboards.daily_progress(campaign=campaign, total=total.total, per_day=per_day)
