@@ -9,6 +9,8 @@ from django import forms
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
+from verification.admin import ReadOnlyAdmin
+
 from . import robots, selectors
 from .models import (
     ChannelConfig,
@@ -27,19 +29,6 @@ from .models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """A record kept by the portal: viewable, never added, changed or deleted here."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class AttachmentInline(admin.TabularInline):

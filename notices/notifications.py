@@ -67,23 +67,13 @@ class NotificationStream(outbox.Stream):
             options={"variables": {"name": student.name, "deadline": "", "link": link}},
         )
 
-    def fallback(self, row: Notification, *, now) -> Notification | None:
+    def channel_order(self) -> list[str]:
         from .reminders import channel_order
 
-        order = channel_order()
-        following = order[order.index(row.channel) + 1 :] if row.channel in order else []
-        if not following:
-            return None
-        notification, created = Notification.objects.get_or_create(
-            student_id=row.student_id,
-            key=row.key,
-            channel=following[0],
-            defaults={
-                "subject": row.subject,
-                "body": row.body,
-                "url": row.url,
-                "created_at": now,
-                "next_attempt_at": now + outbox.lease(),
-            },
-        )
-        return notification if created else None
+        return channel_order()
+
+    def message_key(self, row: Notification) -> dict:
+        return {"student_id": row.student_id, "key": row.key}
+
+    def message_content(self, row: Notification) -> dict:
+        return {"subject": row.subject, "body": row.body, "url": row.url}

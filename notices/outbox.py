@@ -276,9 +276,36 @@ class Stream:
         """The message for this row on this channel; raise ``Skip`` (``Unreachable``) when it is not to be sent."""
         raise NotImplementedError
 
+    # Channel fallback: a stream that sends one message per channel names its channel order and
+    # which columns make a row the same message; the row for the next channel is written here, once.
+    def channel_order(self) -> list[str]:
+        """The channels this stream's rows try, in order; empty: a row has no other channel."""
+        return []
+
+    def next_channel(self, row: OutboxRow) -> str | None:
+        order = self.channel_order()
+        following = order[order.index(row.channel) + 1 :] if row.channel in order else []
+        return following[0] if following else None
+
+    def message_key(self, row: OutboxRow) -> dict:
+        """The columns (besides the channel) that make a row on another channel the same message."""
+        raise NotImplementedError
+
+    def message_content(self, row: OutboxRow) -> dict:
+        """Columns the row on the next channel copies."""
+        return {}
+
     def fallback(self, row: OutboxRow, *, now) -> OutboxRow | None:
         """A new row for the next channel after ``row``'s, which cannot reach the recipient; None: no other."""
-        return None
+        channel = self.next_channel(row)
+        if channel is None:
+            return None
+        following, created = self.model.objects.get_or_create(
+            channel=channel,
+            **self.message_key(row),
+            defaults={"created_at": now, "next_attempt_at": now + lease(), **self.message_content(row)},
+        )
+        return following if created else None
 
 
 STREAMS = {

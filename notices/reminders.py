@@ -275,16 +275,8 @@ class ReminderStream(outbox.Stream):
             options={"variables": {"name": student.name, "deadline": deadline, "link": url}},
         )
 
-    def fallback(self, row: Delivery, *, now) -> Delivery | None:
-        order = channel_order()
-        following = order[order.index(row.channel) + 1 :] if row.channel in order else []
-        if not following:
-            return None
-        delivery, created = Delivery.objects.get_or_create(
-            campaign_id=row.campaign_id,
-            stage_id=row.stage_id,
-            student_id=row.student_id,
-            channel=following[0],
-            defaults={"next_attempt_at": now + outbox.lease(), "created_at": now},
-        )
-        return delivery if created else None
+    def channel_order(self) -> list[str]:
+        return channel_order()
+
+    def message_key(self, row: Delivery) -> dict:
+        return {"campaign_id": row.campaign_id, "stage_id": row.stage_id, "student_id": row.student_id}

@@ -19,6 +19,7 @@ cannot reach, or whose app message fails for good, is e-mailed instead.
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -111,7 +112,7 @@ def counsellor_remind(*, campaign: Campaign, user, now=None) -> StaffReminder | 
                     "n": len(left),
                     "deadline": timezone.localtime(campaign.departments_deadline).strftime("%Y-%m-%d %H:%M"),
                 },
-                url="/workspace/",
+                url=reverse("workspace:dashboard"),
                 created_at=now,
             )
             outbox.enqueue_pending_on_commit(StaffReminderStream.name, pk=row.pk)
@@ -143,7 +144,7 @@ class StaffReminderStream(outbox.Stream):
         if not address:
             raise outbox.Unreachable(channel.unreachable)
         context = {"campaign": row.campaign, "user": row.user, "students": left, "url": settings.PORTAL_URL}
-        link = settings.PORTAL_URL.rstrip("/") + "/workspace/"
+        link = settings.PORTAL_URL.rstrip("/") + reverse("workspace:dashboard")
         return outbox.OutgoingMessage(
             to=address,
             subject=_("【学籍核对】%(campaign)s：你负责的班级还有 %(n)s 名学生未完成")
@@ -158,17 +159,14 @@ class StaffReminderStream(outbox.Stream):
             options={"variables": {"link": link}},
         )
 
-    def fallback(self, row: StaffReminder, *, now) -> StaffReminder | None:
-        order = staff_channel_order()
-        following = order[order.index(row.channel) + 1 :] if row.channel in order else ["email"]
-        following = [name for name in following if name != row.channel]
-        if not following:
-            return None
-        reminder, created = StaffReminder.objects.get_or_create(
-            campaign_id=row.campaign_id,
-            user_id=row.user_id,
-            stage=row.stage,
-            channel=following[0],
-            defaults={"created_at": now, "next_attempt_at": now + outbox.lease()},
-        )
-        return reminder if created else None
+    def channel_order(self) -> list[str]:
+        return staff_channel_order()
+
+    def next_channel(self, row: StaffReminder) -> str | None:
+        # A channel the school has dropped since the row was written falls back to e-mail, always last.
+        if row.channel not in self.channel_order():
+            return "email"
+        return super().next_channel(row)
+
+    def message_key(self, row: StaffReminder) -> dict:
+        return {"campaign_id": row.campaign_id, "user_id": row.user_id, "stage": row.stage}
