@@ -233,7 +233,7 @@ class SourceRecordAdmin(ReadOnlyAdmin):
 
 @admin.register(SourceResolution)
 class SourceResolutionAdmin(ReadOnlyAdmin):
-    list_display = ("source", "student_number", "field", "decision", "decided_by", "decided_at")
+    list_display = ("source", "student_number", "field_code", "decision", "decided_by", "decided_at")
     exclude = ("values_hash",)
     list_filter = ("source", "decision")
 

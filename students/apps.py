@@ -15,6 +15,7 @@ class StudentsConfig(AppConfig):
         portal_logging.install_record_factory()
         from . import fields as roll_fields
         from .models import Student
+        from .photos import services as photo_services  # noqa: F401  (a deleted photo's bytes go with it)
 
         # The registry names the sensitive fields; the phone number is masked the same way.
         auditlog.register(

@@ -77,47 +77,55 @@ def decrypt_many(tokens) -> list:
     The same checks as Fernet: each token's HMAC is verified (under each key
     in turn, as MultiFernet does) before it is decrypted, and the padding
     after.  Fernet pays about 8 µs of CPU a token, most of it setting up
-    objects; here the ciphertext of every token under one key goes through
-    one AES call in ECB mode, and CBC's chaining (each block XOR the
-    ciphertext block before it, the first XOR the IV) is done per token,
-    which is exactly CBC decryption: about 2 µs a token.
-    ``None`` and "" pass through.
+    objects; here the tokens under one key go through one AES-CBC call: a
+    token's body after its version and time is its IV then its ciphertext,
+    so CBC over the bodies one after the other decrypts each token's first
+    block against its own IV (the block before it), and the IV blocks' own
+    output is skipped.  About 2 µs a token.  ``None`` and "" pass through.
     """
     pairs = _key_pairs(tuple(settings.ID_NUMBER_KEYS))
     macs = [_hmac_states(signing_key) for signing_key, _cipher in pairs]
     results: list = list(tokens)
-    by_key: dict[int, list] = {}
+    by_key: dict[int, list] = {index: [] for index in range(len(pairs))}
+    a2b, compare = binascii.a2b_base64, hmac.compare_digest
+    # The first key's check inlined: nearly every token is under it, and a call a token shows at 50,000.
+    first_inner, first_outer = macs[0]
+    first = by_key[0]
     for index, token in enumerate(results):
         if not token:
             continue
         try:
-            data = binascii.a2b_base64(token.encode().translate(_URLSAFE))
+            data = a2b(token.encode().translate(_URLSAFE))
         except (ValueError, TypeError, UnicodeEncodeError):
             data = b""
         body, mac = data[:-32], data[-32:]
         if len(data) < 73 or data[0] != 0x80 or (len(body) - 25) % 16:
             raise ValueError("ID number could not be decrypted: not a Fernet token")
-        for key_index, states in enumerate(macs):
-            if hmac.compare_digest(_mac(states, body), mac):
-                by_key.setdefault(key_index, []).append((index, body[9:25], body[25:]))
+        inner, outer = first_inner.copy(), first_outer.copy()
+        inner.update(body)
+        outer.update(inner.digest())
+        if compare(outer.digest(), mac):
+            first.append((index, body))
+            continue
+        for key_index in range(1, len(macs)):
+            if compare(_mac(macs[key_index], body), mac):
+                by_key[key_index].append((index, body))
                 break
         else:
             raise ValueError("ID number could not be decrypted: wrong or missing key in ID_NUMBER_KEYS")
     for key_index, items in by_key.items():
-        decryptor = pairs[key_index][1].decryptor()
-        blocks = decryptor.update(b"".join(ciphertext for _i, _iv, ciphertext in items)) + decryptor.finalize()
+        if not items:
+            continue
+        decryptor = Cipher(pairs[key_index][1].algorithm, modes.CBC(bytes(16))).decryptor()
+        plain = decryptor.update(b"".join([body[9:] for _index, body in items])) + decryptor.finalize()
         offset = 0
-        for index, iv, ciphertext in items:
-            size = len(ciphertext)
-            chained = iv + ciphertext[:-16]
-            plain = (int.from_bytes(blocks[offset : offset + size], "big") ^ int.from_bytes(chained, "big")).to_bytes(
-                size, "big"
-            )
-            offset += size
-            pad = plain[-1]
-            if not 1 <= pad <= 16 or plain[-pad:] != bytes([pad]) * pad:
+        for index, body in items:
+            end = offset + len(body) - 9
+            pad = plain[end - 1]
+            if not 1 <= pad <= 16 or plain[end - pad : end] != bytes((pad,)) * pad:
                 raise ValueError("ID number could not be decrypted: bad padding")
-            results[index] = plain[:-pad].decode()
+            results[index] = plain[offset + 16 : end - pad].decode()
+            offset = end
     return results
 
 

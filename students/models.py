@@ -444,7 +444,7 @@ class SourceResolution(models.Model):
 
     source = models.ForeignKey(RosterSource, on_delete=models.CASCADE, related_name="resolutions")
     student_number = models.CharField(_("学号"), max_length=32)
-    field = models.CharField(_("字段"), max_length=40)
+    field_code = models.CharField(_("字段"), max_length=16)
     # Keyed hashes of the two values: plain values of sensitive fields are never stored here.
     values_hash = models.CharField(max_length=64)
     decision = models.CharField(_("处理"), max_length=16, choices=Decision.choices)
@@ -455,13 +455,13 @@ class SourceResolution(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["source", "student_number", "field"], name="source_resolution_unique")
+            models.UniqueConstraint(fields=["source", "student_number", "field_code"], name="source_resolution_unique")
         ]
         verbose_name = _("差异处理")
         verbose_name_plural = _("差异处理")
 
     def __str__(self):
-        return f"{self.source_id}:{self.student_number}:{self.field} {self.decision}"
+        return f"{self.source_id}:{self.student_number}:{self.field_code} {self.decision}"
 
 
 class ApiClient(models.Model):
@@ -528,7 +528,9 @@ class Photo(models.Model):
     """A student's photo as CHSI holds it: the 录取照片 from admission, the 学历照片 from 图像采集.
 
     Stored privately like evidence (PRIVATE_ROOT/photos) and only ever served by
-    a permission-checked view (students.photos).
+    a permission-checked view (students.photos).  An import appends its photos to
+    a pack file (``pack``, ``offset``, ``size``); photos imported before packs have a
+    file of their own (``storage_name``).
     """
 
     class Kind(models.TextChoices):
@@ -537,7 +539,9 @@ class Photo(models.Model):
 
     student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="photos")
     kind = models.CharField(_("类型"), max_length=16, choices=Kind.choices)
-    storage_name = models.CharField(max_length=100, unique=True, editable=False)
+    storage_name = models.CharField(max_length=100, unique=True, null=True, blank=True, editable=False)
+    pack = models.CharField(max_length=40, blank=True, default="", db_index=True, editable=False)
+    offset = models.BigIntegerField(null=True, blank=True, editable=False)
     sha256 = models.CharField(max_length=64)
     width = models.PositiveIntegerField(_("宽"))
     height = models.PositiveIntegerField(_("高"))

@@ -77,7 +77,7 @@ def source_write(*, name: str, file_name: str, parsed: list[tuple[int, dict]], i
 @dataclass
 class Difference:
     student_number: str
-    field: str  # field key
+    field: str  # the field's CHSI code (the registry's identifier; docs/architecture.md)
     chsi: str  # as shown to staff: sensitive values masked
     source: str
     student_id: int
@@ -90,10 +90,10 @@ class Difference:
 
     @property
     def roll_field(self):
-        return roll_fields.BY_KEY[self.field]
+        return roll_fields.BY_CODE[self.field]
 
     def as_dict(self) -> dict:
-        return {"xh": self.student_number, "field": self.roll_field.code, "chsi": self.chsi, "source": self.source}
+        return {"xh": self.student_number, "field": self.field, "chsi": self.chsi, "source": self.source}
 
 
 @dataclass
@@ -117,7 +117,7 @@ class RosterDiff:
         counts: dict[str, int] = {}
         for d in self.differences:
             counts[d.field] = counts.get(d.field, 0) + 1
-        return [(roll_fields.BY_KEY[key], n) for key, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+        return [(roll_fields.BY_CODE[code], n) for code, n in sorted(counts.items(), key=lambda kv: -kv[1])]
 
     def counts_by_department(self) -> dict[int, int]:
         counts: dict[int, int] = {}
@@ -148,7 +148,8 @@ def roster_diff(
     by_number = {s.student_number: s for s in chsi}
     by_hash = {s.id_number_hash: s for s in chsi if s.id_number_hash}
     decisions = {
-        (r.student_number, r.field): (r.values_hash, r.decision) for r in SourceResolution.objects.filter(source=source)
+        (r.student_number, r.field_code): (r.values_hash, r.decision)
+        for r in SourceResolution.objects.filter(source=source)
     }
     diff = RosterDiff(source=source)
     matched: set[int] = set()
@@ -160,11 +161,11 @@ def roster_diff(
             roll_field.display(source_value, masked=False),
         )
         values_hash = _values_hash(full_chsi, full_source)
-        stored_hash, decision = decisions.get((student.student_number, key), ("", ""))
+        stored_hash, decision = decisions.get((student.student_number, roll_field.code), ("", ""))
         diff.differences.append(
             Difference(
                 student_number=student.student_number,
-                field=key,
+                field=roll_field.code,
                 chsi=roll_field.display(chsi_value, masked=True),
                 source=roll_field.display(source_value, masked=True),
                 student_id=student.pk,
@@ -211,7 +212,7 @@ def difference_decide(*, source: RosterSource, difference: Difference, decision:
     resolution, _created = SourceResolution.objects.update_or_create(
         source=source,
         student_number=difference.student_number,
-        field=difference.field,
+        field_code=difference.field,
         defaults={
             "values_hash": difference.values_hash,
             "decision": decision,

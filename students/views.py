@@ -10,8 +10,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.generic import ListView
 
+from . import crypto, importers, permissions, selectors
 from . import fields as roll_fields
-from . import importers, permissions, selectors
 from .accounts import services as account_services
 from .audit import access_log
 from .filters import StudentFilter
@@ -93,7 +93,32 @@ PENDING_MAX_AGE = 3600
 
 
 def _pending_path(token: str):
+    """The waiting upload, encrypted like stored exports: it is the CHSI file, with full ID numbers."""
     return os.path.join(settings.PRIVATE_ROOT, PENDING_DIR, f"{token}.roster")
+
+
+def _plain_path(token: str):
+    """The upload in the clear, only while an import reads it."""
+    return os.path.join(settings.PRIVATE_ROOT, PENDING_DIR, f"{token}.upload")
+
+
+def _pending_keep(token: str):
+    """Encrypt the upload for the registrar's column mapping; the plain copy goes."""
+    with open(_plain_path(token), "rb") as plain:
+        data = crypto.fernet().encrypt(plain.read())
+    partial = _pending_path(token) + ".part"
+    with open(partial, "wb") as out:
+        out.write(data)
+    os.replace(partial, _pending_path(token))
+
+
+def _pending_open(token: str) -> str:
+    """Decrypt the waiting upload to a plain file for the import (removed right after it)."""
+    with open(_pending_path(token), "rb") as stored:
+        data = crypto.fernet().decrypt(stored.read())
+    with open(_plain_path(token), "wb") as out:
+        out.write(data)
+    return _plain_path(token)
 
 
 def _pending_clean():
@@ -111,6 +136,13 @@ def _pending_clean():
 def _pending_remove(token: str):
     """Delete a waiting upload, and the folder once it is empty (nothing personal is left behind)."""
     path = _pending_path(token)
+    if os.path.exists(path):
+        os.unlink(path)
+    _plain_remove(token)
+
+
+def _plain_remove(token: str):
+    path = _plain_path(token)
     if os.path.exists(path):
         os.unlink(path)
     try:
@@ -178,7 +210,10 @@ def roster_upload(request):
                     roster_preset_save(
                         name=mapping_form.cleaned_data["preset_name"].strip(), mapping=mapping, by=request.user
                     )
-                report = _run_import(request, _pending_path(pending["token"]), pending, mapping)
+                try:
+                    report = _run_import(request, _pending_open(pending["token"]), pending, mapping)
+                finally:
+                    _plain_remove(pending["token"])
             else:
                 pending = None  # show the mapping form with its errors
     elif request.method == "POST" and form.is_valid():
@@ -187,7 +222,7 @@ def roster_upload(request):
         upload = form.cleaned_data["file"]
         os.makedirs(os.path.join(settings.PRIVATE_ROOT, PENDING_DIR), exist_ok=True)
         token = secrets.token_urlsafe(16)
-        with open(_pending_path(token), "wb") as out:
+        with open(_plain_path(token), "wb") as out:
             for chunk in upload.chunks():
                 out.write(chunk)
         preset = form.cleaned_data["preset"]
@@ -200,7 +235,12 @@ def roster_upload(request):
             "source": form.cleaned_data["source"].strip(),
             "full": form.cleaned_data["full"],
         }
-        report = _run_import(request, _pending_path(token), pending, mapping)
+        try:
+            report = _run_import(request, _plain_path(token), pending, mapping)
+            if _unmapped_headers(report, mapping) and (report.errors or report.ignored_columns):
+                _pending_keep(token)
+        finally:
+            _plain_remove(token)
     if report is not None and pending is not None:
         headers = _unmapped_headers(report, mapping)
         if headers and (report.errors or report.ignored_columns):

@@ -5,11 +5,13 @@ from .models import (
     Campaign,
     CampaignEvent,
     Checklist,
+    ChecklistCount,
     ClassProgressLink,
     DepartmentSignOff,
     Evidence,
     Export,
     FieldCheck,
+    FinishCount,
     Flag,
     FlagEvent,
     SupportEvent,
@@ -64,6 +66,19 @@ class ChecklistAdmin(ReadOnlyAdmin):
     list_filter = ("campaign", "state")
     search_fields = ("student__student_number", "student__name")
     list_select_related = ("student", "campaign")
+
+
+# The dashboards' counts, kept by database triggers (verification/migrations/0012): shown to check them,
+# never edited (``manage.py rebuild_dashboard_counts`` recomputes them).
+@admin.register(ChecklistCount)
+class ChecklistCountAdmin(ReadOnlyAdmin):
+    list_display = ("campaign_id", "department_id", "class_group_id", "cohort_id", "state", "finished", "n")
+    list_filter = ("state", "finished")
+
+
+@admin.register(FinishCount)
+class FinishCountAdmin(ReadOnlyAdmin):
+    list_display = ("campaign_id", "quarter", "n")
 
 
 @admin.register(FieldCheck)

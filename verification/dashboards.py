@@ -9,15 +9,15 @@ import datetime
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db import connection
-from django.db.models import BooleanField, Count, DateTimeField, ExpressionWrapper, Func, Q, QuerySet, Value
+from django.db import connection, transaction
+from django.db.models import BooleanField, Count, DateTimeField, ExpressionWrapper, Func, Q, QuerySet, Sum, Value
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext
 
 from students.models import ClassGroup, Cohort, Department
 
-from .models import Campaign, Checklist
+from .models import Campaign, Checklist, ChecklistCount, FinishCount
 
 State = Checklist.State
 
@@ -29,7 +29,7 @@ class DateBin(Func):
     output_field = DateTimeField()
 
 
-def finish_day(campaign: Campaign):
+def finish_day(campaign: Campaign, field_name: str = "finished_at"):
     """The local day of each first finish, as an expression to group by.
 
     ``TruncDate`` converts every row's time to the local zone (a third of the school
@@ -43,8 +43,8 @@ def finish_day(campaign: Campaign):
     days = (timezone.localdate() - first).days + 2
     offsets = {(origin + datetime.timedelta(days=n)).utcoffset() for n in range(max(days, 1))}
     if connection.vendor != "postgresql" or len(offsets) != 1:
-        return TruncDate("finished_at")
-    return DateBin(Value(datetime.timedelta(days=1)), "finished_at", Value(origin))
+        return TruncDate(field_name)
+    return DateBin(Value(datetime.timedelta(days=1)), field_name, Value(origin))
 
 
 def day_of(value) -> datetime.date | None:
@@ -153,61 +153,97 @@ def class_progress(
     """[(class or NoClass, Counts)] for the classes of some departments (or only ``classes``: a
     counsellor's), plus their total.
 
-    Grouped by department too, so that students without a class still count
-    in their own department.  Two queries (three when some have no class); the
-    counts are an index-only scan of the checklists' own scope columns
-    (checklist_scope_counts), with no join to the students (docs/performance.md §6).
+    Grouped by department too, so that students without a class still count in their own
+    department.  One query, over the counts the triggers keep (``ChecklistCount``: a few rows a
+    class) with the classes' and departments' names joined, not over the checklists
+    (docs/performance.md §6).
     """
     groups: dict = defaultdict(Counts)
+    places: dict = {}
     total = Counts()
-    checklists = Checklist.objects.filter(campaign=campaign, department__in=departments)
+    counted = ChecklistCount.objects.filter(campaign=campaign, department__in=departments.values("pk"))
     if classes is not None:
-        checklists = checklists.filter(class_group__in=classes)
+        counted = counted.filter(class_group__in=classes.values("pk"))
     grouped = (
-        checklists.values_list("department_id", "class_group_id", "state")
-        .annotate(n=Count("*"), finished_once=Count("finished_at"))
+        counted.values_list(
+            "department_id", "department__name", "department__code", "class_group_id", "class_group__name", "state"
+        )
+        .annotate(total=Sum("n"), finished_once=Sum("n", filter=Q(finished=True)))
         .order_by()
     )
-    for department_id, class_id, state, n, finished_once in grouped:
-        groups[(department_id, class_id)].add_row(state, n, finished_once)
-        total.add_row(state, n, finished_once)
-    classes = ClassGroup.objects.select_related("department").in_bulk([c for _d, c in groups if c])
-    classless = [d for d, c in groups if c is None]
-    departments_by_id = Department.objects.in_bulk(classless) if classless else {}
-    rows = [(classes[c] if c else NoClass(departments_by_id[d]), counts) for (d, c), counts in groups.items()]
+    for department_id, department_name, code, class_id, class_name, state, n, finished_once in grouped:
+        if not n:
+            continue
+        key = (department_id, class_id or None)
+        groups[key].add_row(state, n, finished_once or 0)
+        total.add_row(state, n, finished_once or 0)
+        if key not in places:
+            department = Department(id=department_id, name=department_name, code=code)
+            if class_id:
+                places[key] = ClassGroup(id=class_id, name=class_name, department=department)
+            else:
+                places[key] = NoClass(department)
+    rows = [(places[key], counts) for key, counts in groups.items()]
     rows.sort(key=lambda row: (row[0].department.name, row[0].pk is None, row[0].name))
     return rows, total
 
 
+def finishes_per_day(*, campaign: Campaign) -> dict:
+    """{local day: first finishes}, from the quarter hours the triggers count (``FinishCount``).
+
+    Quarter hours in UTC never straddle a local midnight, so summing them by local day
+    gives the same days as the checklists' own finish times.  One query.
+    """
+    quarters = FinishCount.objects.filter(campaign=campaign).exclude(n=0)
+    day = finish_day(campaign, "quarter")
+    if isinstance(day, DateBin):
+        grouped = quarters.annotate(day=day).values_list("day").annotate(total=Sum("n")).order_by()
+        return {day_of(day): n for day, n in grouped if n}
+    per_day: dict = defaultdict(int)
+    for quarter, n in quarters.values_list("quarter", "n"):
+        per_day[timezone.localdate(quarter)] += n
+    return {day: n for day, n in per_day.items() if n}
+
+
 def school_overview(*, campaign: Campaign) -> tuple[list[tuple], list[tuple], Counts, dict]:
     """[(department, Counts)], [(cohort, Counts)], the school total and {day: first finishes}
-    (for ``daily_progress``).  Three queries.
+    (for ``daily_progress``).  Two queries.
 
-    The tables and the chart come from one aggregate over the checklists' own
-    scope columns, with no join to the students (docs/performance.md §6).
+    Read from the counts the triggers keep (``ChecklistCount``, ``FinishCount``), with the
+    departments' and cohorts' names joined: a few hundred rows, however many students
+    (docs/performance.md §6).
     """
     by_department, by_cohort, total = defaultdict(Counts), defaultdict(Counts), Counts()
-    per_day: dict = defaultdict(int)
+    departments, cohorts = {}, {}
     grouped = (
-        Checklist.objects.filter(campaign=campaign)
-        .annotate(day=finish_day(campaign))
-        .values_list("department_id", "cohort_id", "state", "day")
-        .annotate(n=Count("*"))
+        ChecklistCount.objects.filter(campaign=campaign)
+        .values_list(
+            "department_id",
+            "department__name",
+            "department__code",
+            "cohort_id",
+            "cohort__admission_year",
+            "cohort__level",
+            "state",
+            "finished",
+        )  # fmt: skip
+        .annotate(total=Sum("n"))
         .order_by()
     )
-    for department_id, cohort_id, state, day, n in grouped:
-        day = day_of(day)
-        was_finished = day is not None
-        by_department[department_id].add(state, n, was_finished)
-        by_cohort[cohort_id].add(state, n, was_finished)
-        total.add(state, n, was_finished)
-        if was_finished and state != State.EXCLUDED:
-            per_day[day] += n
-    departments = Department.objects.in_bulk(list(by_department))
-    cohorts = Cohort.objects.in_bulk([k for k in by_cohort if k])
-    department_rows = sorted(((departments[k], v) for k, v in by_department.items()), key=lambda row: row[0].name)
+    for department_id, department_name, code, cohort_id, year, level, state, finished, n in grouped:
+        if not n:
+            continue
+        department_id, cohort_id = department_id or None, cohort_id or None
+        by_department[department_id].add(state, n, finished)
+        by_cohort[cohort_id].add(state, n, finished)
+        total.add(state, n, finished)
+        if department_id not in departments:
+            departments[department_id] = Department(id=department_id, name=department_name, code=code)
+        if cohort_id and cohort_id not in cohorts:
+            cohorts[cohort_id] = Cohort(id=cohort_id, admission_year=year, level=level)
+    department_rows = sorted(((departments[k], v) for k, v in by_department.items() if k), key=lambda row: row[0].name)
     cohort_rows = sorted(((cohorts.get(k), v) for k, v in by_cohort.items()), key=lambda row: str(row[0]))
-    return department_rows, cohort_rows, total, dict(per_day)
+    return department_rows, cohort_rows, total, finishes_per_day(campaign=campaign)
 
 
 def school_progress(*, campaign: Campaign) -> tuple[list[tuple], list[tuple], Counts]:
@@ -307,3 +343,39 @@ def counts_of(checklists: QuerySet) -> Counts:
     for state, was_finished, n in grouped:
         counts.add(state, n, was_finished)
     return counts
+
+
+# The key and quarter hour as the triggers compute them (migration verification.0012).
+_COUNT_KEY = (
+    "campaign_id, COALESCE(department_id, 0), COALESCE(class_group_id, 0), COALESCE(cohort_id, 0), "
+    "state, finished_at IS NOT NULL"
+)
+_QUARTER = {
+    "postgresql": "date_bin('15 minutes', finished_at, TIMESTAMPTZ '2000-01-01 00:00:00+00')",
+    "sqlite": "strftime('%Y-%m-%d %H:%M:%S', (CAST(strftime('%s', finished_at) AS INTEGER) / 900) * 900, 'unixepoch')",
+}
+
+
+def rebuild_counts(*, campaign: Campaign | None = None):
+    """Recompute ``ChecklistCount`` and ``FinishCount`` from the checklists (of one campaign, or all).
+
+    The triggers keep them exact; this is for repair (a restore of only some tables, triggers
+    dropped by hand).  Checklists are locked against writes meanwhile, so no change is lost.
+    """
+    where = f"WHERE campaign_id = {int(campaign.pk)}" if campaign else ""
+    finished = f"{where or 'WHERE'}{' AND' if where else ''} finished_at IS NOT NULL AND state <> 'excluded'"
+    statements = [
+        f"DELETE FROM verification_checklistcount {where}",
+        f"DELETE FROM verification_finishcount {where}",
+        "INSERT INTO verification_checklistcount "
+        "(campaign_id, department_id, class_group_id, cohort_id, state, finished, n) "
+        f"SELECT {_COUNT_KEY}, COUNT(*) FROM verification_checklist {where} GROUP BY 1, 2, 3, 4, 5, 6",
+        "INSERT INTO verification_finishcount (campaign_id, quarter, n) "
+        f"SELECT campaign_id, {_QUARTER[connection.vendor]}, COUNT(*) FROM verification_checklist {finished} "
+        "GROUP BY 1, 2",
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("LOCK TABLE verification_checklist IN SHARE MODE")
+        for statement in statements:
+            cursor.execute(statement)  # no parameters: the SQL has % signs

@@ -31,6 +31,11 @@ MAX_PIXELS = 50_000_000
 # Longest side of a stored image.  Decoding at reduced size and skipping PNG optimisation keep a
 # 7000 × 7000 upload well under a second of CPU (it took 5–8 s with optimize=True at full size).
 MAX_SIDE = 2500
+# The pixels the images of one upload may decode to, together (a JPEG counts at the reduced size it is
+# decoded at, a PNG at full size: PNG cannot be decoded smaller).  Decoding is most of the work, so this
+# bounds a flag's CPU, not just a file's: one 7000 × 7000 PNG (~0.6 s), or five 12-Mpx phone photos, but not
+# five such PNGs (bench/evidence_upload.py).
+MAX_DECODED_PIXELS_PER_UPLOAD = 60_000_000
 # An orphan (a file whose row was never committed) older than this is swept by retention_purge.
 ORPHAN_SECONDS = 24 * 3600
 
@@ -129,6 +134,29 @@ def _reencode(data: bytes, pil_format: str) -> bytes:
             if isinstance(exc, EvidenceError):
                 raise
             raise EvidenceError(_("图片已损坏，无法读取")) from None
+
+
+def _decoded_pixels(upload) -> int:
+    """How many pixels _bounded will decode this file to, from its header; 0 for anything else."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(upload) as image:  # reads the header only
+                if image.format == "JPEG":
+                    image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # as _bounded does: only the size changes
+                return image.width * image.height if image.format in ("JPEG", "PNG") else 0
+    except Exception:  # not an image, or one store_upload refuses with its own message
+        return 0
+    finally:
+        upload.seek(0)
+
+
+def check_upload_cost(uploads) -> None:
+    """Refuse, before anything is decoded, images that together would cost more than one large PNG."""
+    pixels = [n for n in map(_decoded_pixels, uploads) if n]
+    # A single image over the limits gets _reencode's own message.
+    if len(pixels) > 1 and sum(pixels) > MAX_DECODED_PIXELS_PER_UPLOAD:
+        raise EvidenceError(_("这些图片合计尺寸过大，请缩小图片后再上传"))
 
 
 def store_upload(upload) -> StoredFile:

@@ -166,7 +166,7 @@ class SourceDifferenceFilter(FilterForm):
 
         self.fields["source"].queryset = RosterSource.objects.all()
         self.fields["field"].choices = [("", gettext_lazy("全部字段"))] + [
-            (f.key, f.label) for f in roll_fields.ROLL_FIELDS
+            (f.code, f.label) for f in roll_fields.ROLL_FIELDS
         ]
         self.fields["department"].queryset = departments_for(user)
         self.fields["decision"].choices = [("", gettext_lazy("全部")), ("open", gettext_lazy("待处理"))] + list(

@@ -237,6 +237,68 @@ class Checklist(models.Model):
         return self.state in self.UNFINISHED
 
 
+class ChecklistCount(models.Model):
+    """How many of a campaign's checklists are in each scope and state: what the dashboards read.
+
+    Kept by database triggers on ``verification_checklist`` (migration ``verification.0012``) in
+    the same transaction as every insert, update and delete of a checklist, whichever code (or
+    raw SQL) makes it, so the counts never drift from the checklists.  A missing department,
+    class or cohort is stored as 0.  Rows are never deleted while their campaign exists (a row at
+    0 stays): a decrement never has to recreate a row.  ``dashboards.rebuild_counts`` recomputes
+    them from the checklists (``manage.py rebuild_dashboard_counts``).  docs/performance.md §6.
+    """
+
+    # No foreign key: the triggers remove a deleted campaign's rows after its checklists.
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    # Read with their names in the same query; 0, not NULL, when a checklist has none (the unique
+    # key treats NULLs as distinct), hence no constraint and an outer join (null=True).
+    department = models.ForeignKey(
+        Department, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, null=True, related_name="+"
+    )
+    class_group = models.ForeignKey(
+        ClassGroup, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, null=True, related_name="+"
+    )
+    cohort = models.ForeignKey(
+        Cohort, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, null=True, related_name="+"
+    )
+    state = models.CharField(max_length=16)
+    finished = models.BooleanField()  # has a first finish time (``finished_at``)
+    n = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "department", "class_group", "cohort", "state", "finished"],
+                name="checklist_count_key",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.campaign_id}/{self.department_id}/{self.class_group_id}/{self.cohort_id} {self.state}: {self.n}"
+
+
+class FinishCount(models.Model):
+    """First finishes of a campaign's checklists (those not excluded) per quarter hour, for the daily chart.
+
+    Quarter hours in UTC fall within one local day in every time zone, so the chart groups
+    them by local day when it reads them.  Kept by the same triggers as ``ChecklistCount``.
+    """
+
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    quarter = models.DateTimeField()
+    n = models.IntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "quarter"], name="finish_count_key")]
+
+    def __str__(self):
+        return f"{self.campaign_id} {self.quarter:%Y-%m-%d %H:%M}: {self.n}"
+
+
 class FieldCheck(models.Model):
     """A student's answer for one field: what they saw, when, and what they said."""
 

@@ -3,7 +3,7 @@
 ``RETENTION_DAYS`` (default 180) after a campaign has closed, the evidence
 files of its flags and the records of full ID numbers revealed for its
 students are deleted by a scheduled task, which also removes evidence files
-that no row names (older than a day).  Registrar staff can export the
+and photo pack files that no row names (older than a day).  Registrar staff can export the
 campaign's records (export kind "campaign-records") before that.
 """
 
@@ -17,6 +17,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from students.models import AccessEvent
+from students.photos.services import photos_sweep_orphans
 
 from . import evidence as evidence_files
 from .models import Campaign, Evidence
@@ -54,9 +55,11 @@ def retention_purge(*, now=None) -> dict:
     # Files whose rows never committed (an outer transaction rolled back, a killed worker).
     known = deleted_now.union(Evidence.objects.values_list("storage_name", flat=True))
     counts["orphans"] = evidence_files.sweep_orphans(known, now=now.timestamp())
+    # Photo packs of imports rolled back by an outer transaction or killed midway.
+    counts["orphans"] += photos_sweep_orphans(now=now.timestamp())
     if any(counts.values()):
         logger.info(
-            "retention purge: %s evidence files, %s reveal records, %s orphaned files",
+            "retention purge: %s evidence files, %s reveal records, %s orphaned files (evidence, photo packs)",
             counts["evidence"],
             counts["reveals"],
             counts["orphans"],

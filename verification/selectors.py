@@ -4,8 +4,10 @@ from functools import cache
 
 from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.db.models.expressions import RawSQL
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.translation import get_language
 
 from students import fields as roll_fields
 from students.permissions import REVIEW_RANK, flag_fields_for, review_level_of, students_for
@@ -61,11 +63,72 @@ def checklist_page_of_user(*, user, campaign_id: int) -> Checklist:
     (``checklist.holds``): the page skips the queries that would find nothing, which for a student opening
     the page the first time is all of them.  Plain SQL, because compiling five ``Exists()`` costs more CPU
     than running them."""
-    checklist = get_object_or_404(
-        checklists_of_user(user=user).select_related("student").annotate(holds_mask=RawSQL(_holds_sql(), ())),
-        campaign_id=campaign_id,
-    )
+    if _sees_only_own_record(user):
+        checklist = _own_checklist_page(user, campaign_id)
+    else:
+        checklist = get_object_or_404(
+            checklists_of_user(user=user).select_related("student").annotate(holds_mask=RawSQL(_holds_sql(), ())),
+            campaign_id=campaign_id,
+        )
     checklist.holds = {key for bit, key in enumerate(HOLDS) if checklist.holds_mask & (1 << bit)}
+    return checklist
+
+
+def _sees_only_own_record(user) -> bool:
+    # Where students_for(user) is Student.objects.filter(user=user): an active student without staff roles.
+    return user.is_authenticated and user.is_active and not user.is_superuser and user.role == user.Role.STUDENT
+
+
+@cache
+def _own_checklist_page_sql():
+    """``checklists_of_user`` for a student (``student__in=students_for(user)`` is then ``student.user = user``)
+    with its campaign and student and the holds mask, as SQL built once per process from the models: compiling
+    the ORM query was a quarter of the page's CPU (docs/performance.md §7).  Also the columns read into each
+    model, and the converters the ORM would apply (the encrypted ID number, the campaign's JSON)."""
+    from django.db import connection
+
+    from students.models import Student
+
+    parts = []
+    for model in (Checklist, Campaign, Student):
+        fields = model._meta.concrete_fields
+        table = model._meta.db_table
+        converters = []
+        for index, field in enumerate(fields):
+            found = field.get_db_converters(connection) + connection.ops.get_db_converters(field.get_col(table))
+            converters += [(index, converter, field) for converter in found]
+        parts.append((model, table, [f.attname for f in fields], [f.column for f in fields], converters))
+    checklist, campaign, student = (table for _m, table, _a, _c, _v in parts)
+    columns = ", ".join(f'"{table}"."{column}"' for _m, table, _a, cols, _v in parts for column in cols)
+    sql = (
+        f'SELECT {columns}, {_holds_sql()} FROM "{checklist}" '
+        f'INNER JOIN "{campaign}" ON "{checklist}"."campaign_id" = "{campaign}"."id" '
+        f'INNER JOIN "{student}" ON "{checklist}"."student_id" = "{student}"."id" '
+        f'WHERE "{student}"."user_id" = %s AND "{campaign}"."opens_at" <= %s AND "{checklist}"."campaign_id" = %s'
+    )
+    return sql, [(model, attnames, converters) for model, _t, attnames, _c, converters in parts]
+
+
+def _own_checklist_page(user, campaign_id) -> Checklist:
+    from django.db import connection
+
+    sql, parts = _own_checklist_page_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user.pk, timezone.now(), campaign_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Http404("No Checklist matches the given query.")
+    instances, start = [], 0
+    for model, attnames, converters in parts:
+        values = list(row[start : start + len(attnames)])
+        for index, converter, field in converters:
+            values[index] = converter(values[index], field, connection)
+        instances.append(model.from_db(connection.alias, attnames, values))
+        start += len(attnames)
+    checklist, campaign, student = instances
+    Checklist._meta.get_field("campaign").set_cached_value(checklist, campaign)
+    Checklist._meta.get_field("student").set_cached_value(checklist, student)
+    checklist.holds_mask = row[start]
     return checklist
 
 
@@ -123,6 +186,16 @@ def checklist_rows(checklist: Checklist, *, own: bool = True) -> list[dict]:
     return rows
 
 
+@cache
+def _no_photos():
+    """An evaluated empty queryset of photos (a prefetch's result), made once per process: only iterated."""
+    from students.models import Photo
+
+    photos = Photo.objects.none()
+    photos._result_cache, photos._prefetch_done = [], True
+    return photos
+
+
 def own_checklist_rows(checklist: Checklist) -> list[dict]:
     """The student's own checklist page: ``checklist_rows`` as plain values, one dict per row.
 
@@ -136,9 +209,11 @@ def own_checklist_rows(checklist: Checklist) -> list[dict]:
     if "photos" in holds:
         prefetch_related_objects([student], "photos")
     else:
+        # Known empty, as a prefetch leaves it (a result cache): iterating a bare none() still compiles SQL,
+        # and checked_fields and missing_photos both iterate it.
         student._prefetched_objects_cache = {
             **getattr(student, "_prefetched_objects_cache", {}),
-            "photos": student.photos.none(),
+            "photos": _no_photos(),
         }
     answers = {}
     if "answers" in holds:
@@ -153,24 +228,26 @@ def own_checklist_rows(checklist: Checklist) -> list[dict]:
     hints = {}
     for code, message in student.findings.values_list("field_code", "message") if "findings" in holds else ():
         hints.setdefault(code, []).append(message)
-    statuses = dict(FieldCheck.Status.choices)
+    texts = _row_texts(get_language())
+    statuses = texts["statuses"]
     rows = []
     for field in checklist.checked_fields():
         value = getattr(student, field.key)
         status, previous = answers.get(field.code, ("", ""))
         reopened = status == FieldCheck.Status.REOPENED
         flag = flags.get(field.code)
+        label, help_text = texts[field.code]
         rows.append(
             {
                 "code": field.code,
-                "label": str(field.label),
-                "help_text": str(field.help_text),
+                "label": label,
+                "help_text": help_text,
                 "value": field.display(value, masked=False),
                 "photo": photo_box(value) if field.photo else None,
                 "is_photo": bool(field.photo),
                 "status": status,
                 # The badge shows a standing answer; a reopened one asks again instead.
-                "badge": str(statuses.get(status, status)) if status and not reopened else "",
+                "badge": statuses.get(status, status) if status and not reopened else "",
                 "confirmed": status == FieldCheck.Status.CONFIRMED,
                 "reopened": reopened,
                 "previous_value": previous,
@@ -180,6 +257,18 @@ def own_checklist_rows(checklist: Checklist) -> list[dict]:
             }
         )
     return rows
+
+
+@cache
+def _row_texts(language: str) -> dict:
+    """Each field's label and help text and the answers' names, translated once per language (they are
+    code, not data): about 40 gettext calls a page otherwise."""
+    texts = {
+        field.code: (str(field.label), str(field.help_text))
+        for field in (*roll_fields.PHOTO_FIELDS, *roll_fields.ROLL_FIELDS)
+    }
+    texts["statuses"] = {value: str(label) for value, label in FieldCheck.Status.choices}
+    return texts
 
 
 # The card shows a photo 120 px wide; width and height are given so that the page does not jump.

@@ -804,6 +804,7 @@ def _store_files(files) -> list[evidence_files.StoredFile]:
         raise VerificationError(_("每个报错最多上传 %(n)s 个文件") % {"n": evidence_files.MAX_FILES_PER_FLAG})
     stored = []
     try:
+        evidence_files.check_upload_cost(files)
         for upload in files:
             stored.append(evidence_files.store_upload(upload))
     except evidence_files.EvidenceError as exc:

@@ -10,7 +10,6 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from students import fields as roll_fields
 from students.errors import NotFound
 from students.models import RosterSource, SourceResolution
 from students.permissions import require_capability, students_for
@@ -52,7 +51,7 @@ def source_difference_resolve(
 
 
 def _correction_from_source(source: RosterSource, difference: Difference, *, by, now) -> Flag:
-    roll_field = roll_fields.BY_KEY[difference.field]
+    roll_field = difference.roll_field
     checklist = (
         Checklist.objects.filter(student_id=difference.student_id)
         .select_related("student", "campaign")

@@ -19,7 +19,7 @@ def notice_read_rates(context, campaign, group, departments=None):
     ``departments`` narrows the rows to those the dashboard shows (a secretary's chosen department).
     """
     notice, rates = selectors.latest_notice_read_rates(campaign=campaign, viewer=context["request"].user, group=group)
-    if departments is not None:
+    if departments is not None and rates:
         names = set(departments.values_list("name", flat=True))
         rates = [row for row in rates if row["department"] in names]
     return {"notice": notice, "read_rates": rates, "group": group}

@@ -65,3 +65,43 @@ def test_no_code_queues_a_task_except_through_the_safe_helper():
             if DIRECT.search(line):
                 offenders.append(f"{relative}:{number}: {line.strip()}")
     assert offenders == []
+
+
+@pytest.mark.django_db
+def test_with_the_broker_down_a_review_still_answers_and_its_webhook_waits_for_the_requeue(
+    client, department, secretary, broker_down, caplog, django_capture_on_commit_callbacks
+):
+    """Issue 11 item 9 beyond "remind now": a flag moved on the review page queues a webhook after its commit."""
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from notices.models import WebhookDelivery, WebhookEndpoint
+    from notices.webhooks import webhook_endpoint_create
+    from verification import services
+    from verification.models import Checklist, Flag
+    from verification.tests.factories import CampaignFactory, student_with_account
+
+    endpoint, _secret = webhook_endpoint_create(
+        name="教务系统",
+        url="https://xg.example.edu.cn/hook?token=abc123",
+        events=[WebhookEndpoint.Event.FLAG_STATUS_CHANGED],
+    )
+    student = student_with_account(department=department)
+    campaign = CampaignFactory(cohorts=[student.cohort])
+    flag = services.field_flag(
+        checklist_id=Checklist.objects.get(campaign=campaign, student=student).pk,
+        field_code="MZ",
+        claimed_value="回族" if student.ethnicity != "回族" else "汉族",
+        record_version=student.version,
+        by=student.user,
+    )
+    client.force_login(secretary)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("workspace:review_act"), {"flags": [flag.pk], "action": "forward"})
+
+    assert response.status_code == 302
+    assert Flag.objects.get(pk=flag.pk).status == Flag.Status.FORWARDED
+    assert "could not queue notices.tasks" in caplog.text
+    waiting = WebhookDelivery.objects.filter(endpoint=endpoint, status=WebhookDelivery.Status.PENDING)
+    assert waiting.exists() and all(row.next_attempt_at <= timezone.now() for row in waiting)  # due at the requeue

@@ -140,3 +140,49 @@ def test_a_proxy_confirm_from_a_stale_page_is_refused(client, secretary, cast):
 
     assert "你的学籍信息在你打开页面后已更新，请查看最新信息后重新核对。" in messages_of(response)
     assert not FieldCheck.objects.exists()
+
+
+@pytest.mark.parametrize("version", ["abc", "²", "٣x", "99999999999999999999"])
+def test_a_students_form_with_an_unreadable_record_version_is_refused_not_a_server_error(client, cast, version):
+    """Issue 11 item 7 (record_version=abc) on the student's own checklist: a form error, nothing written."""
+    from verification.models import Flag
+
+    campaign, me = cast["campaign"], cast["me"]
+    client.force_login(me.user)
+    posts = [
+        (reverse("verification:field_confirm", args=[campaign.pk, "BH"]), {}),
+        (reverse("verification:field_flag", args=[campaign.pk, "BH"]), {"claimed_value": "计算2502"}),
+        (reverse("verification:confirm_all", args=[campaign.pk]), {"attest": "on"}),
+        (reverse("verification:confirm_rest", args=[campaign.pk]), {}),
+    ]
+    for url, data in posts:
+        response = client.post(url, {**data, "record_version": version})
+        assert response.status_code in (200, 302), (url, response.status_code)
+    assert not FieldCheck.objects.exists() and not Flag.objects.exists()
+
+
+@pytest.mark.parametrize("route, args, query", [case for case in _get_cases() if case[2] and " " in case[2].values()])
+def test_an_empty_query_parameter_is_not_a_server_error(client, registrar, cast, route, args, query):
+    """``?department=`` as the outside test sent it: the parameter present with no value."""
+    client.force_login(registrar)
+
+    response = client.get(reverse(route, args=_args(args, cast)), {key: "" for key in query})
+
+    assert response.status_code in (200, 404), response.status_code
+
+
+def test_empty_posted_ids_are_not_a_server_error(client, registrar, cast):
+    client.force_login(registrar)
+    campaign = cast["campaign"]
+    posts = [
+        (reverse("workspace:review_act"), {"flags": [""], "action": "forward"}),
+        (reverse("workspace:progress_link_create", args=[cast["class_id"]]), {"campaign": ""}),
+        (
+            reverse("notices:remind_now", args=[cast["class_id"]]),
+            {"campaign": campaign.pk, "scope": "chosen", "students": [""], "request_key": "b" * 32},
+        ),
+        (reverse("exports:export_create"), {"kind": "unverified", "campaign": campaign.pk, "department": ""}),
+    ]
+    for url, data in posts:
+        response = client.post(url, data)
+        assert response.status_code in (200, 302, 404), (url, data, response.status_code)

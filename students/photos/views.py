@@ -1,5 +1,7 @@
 """Serving a student's photo: permission-checked, private to the browser, and logged for staff."""
 
+import io
+
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
 from django.views.decorators.http import require_GET
@@ -7,7 +9,7 @@ from django.views.decorators.http import require_GET
 from ..audit import access_log
 from ..models import AccessEvent, Photo
 from ..permissions import get_student_for
-from .services import path_of
+from .services import photo_bytes
 
 # The browser may keep a photo for a while but never share it (no proxy, no public URL); the
 # pages add the photo's hash to the address (?v=…), so a re-imported photo is fetched afresh.
@@ -21,11 +23,13 @@ def photo(request, student_id: int, kind: str):
         raise Http404
     student = get_student_for(request.user, pk=student_id)
     item = Photo.objects.filter(student=student, kind=kind).first()
-    if item is None or not path_of(item.storage_name).is_file():
+    data = photo_bytes(item) if item is not None else None
+    if data is None:
         raise Http404
     if student.user_id != request.user.pk:
         access_log(request, AccessEvent.Action.PHOTO_VIEW, student=student, target=kind)
-    response = FileResponse(path_of(item.storage_name).open("rb"), content_type="image/jpeg")
+    # A photo is at most 2 MB, read in one call from its pack (or its own file, if imported before packs).
+    response = FileResponse(io.BytesIO(data), content_type="image/jpeg")
     response["Cache-Control"] = PHOTO_CACHE
     response.private_cache_ok = True
     response["X-Content-Type-Options"] = "nosniff"

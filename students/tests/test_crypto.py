@@ -1,10 +1,12 @@
 """ID numbers are encrypted at rest; a database dump alone does not reveal them."""
 
 import base64
+import hmac
 import io
 
 import pytest
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from django.core.exceptions import FieldError
 from django.core.management import call_command
 from django.db import connection
@@ -159,6 +161,21 @@ def test_bulk_decryption_reads_what_fernet_wrote_and_refuses_what_it_would_refus
     settings.ID_NUMBER_KEYS = [new_key]
     with pytest.raises(ValueError, match="wrong or missing key"):
         crypto.decrypt_many(old_tokens)
+
+
+def test_bulk_decryption_refuses_bad_padding_under_a_valid_signature(settings):
+    key = settings.ID_NUMBER_KEYS[0]
+    raw = base64.urlsafe_b64decode(key)
+    iv = bytes(range(16))
+    encryptor = Cipher(algorithms.AES(raw[16:]), modes.CBC(iv)).encryptor()
+    ciphertext = encryptor.update(b"110101200703041\x00") + encryptor.finalize()  # ends in 0: not PKCS7
+    body = b"\x80" + (1_767_225_600).to_bytes(8, "big") + iv + ciphertext
+    token = base64.urlsafe_b64encode(body + hmac.digest(raw[:16], body, "sha256")).decode()
+    with pytest.raises(InvalidToken):
+        Fernet(key).decrypt(token)  # Fernet refuses it too
+
+    with pytest.raises(ValueError, match="padding"):
+        crypto.decrypt_many([crypto.encrypt("110101200703041234"), token])
 
 
 def test_bulk_encryption_makes_the_tokens_fernet_makes(settings):

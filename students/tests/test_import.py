@@ -704,6 +704,19 @@ def test_importing_the_same_file_twice_outside_a_transaction_changes_nothing(tmp
     assert set(Student.objects.values_list("version", flat=True)) == {1}
 
 
+def test_text_moved_to_the_next_cell_is_a_change(tmp_path):
+    # FY and XSH are neighbours: the row's cells, run together, read the same before and after.
+    rows = base_rows(2)
+    run(roster(tmp_path, rows))
+    rows[0]["FY"], rows[0]["XSH"] = rows[0]["XSH"], ""
+
+    report = run(roster(tmp_path, rows, name="second.xlsx"))
+
+    assert (report.updated, report.unchanged) == (1, 1)
+    student = Student.objects.get(student_number=rows[0]["XH"])
+    assert (student.branch, student.department_name, student.version) == ("计算机学院", "", 2)
+
+
 def test_changed_field_is_an_update_with_old_and_new_value(tmp_path, changes_hook):
     rows = base_rows(3)
     run(roster(tmp_path, rows))

@@ -86,6 +86,19 @@ def test_axes_uses_the_same_client_address():
     assert django_settings.AXES_CLIENT_IP_CALLABLE == "students.network.client_ip"
 
 
+def test_these_tests_send_what_the_documented_deployment_sends():
+    """deploy/: nginx writes the one-address header simulated here, and env.example trusts exactly that proxy."""
+    import re
+    from pathlib import Path
+
+    deploy = Path(django_settings.BASE_DIR) / "deploy"
+    nginx = (deploy / "nginx-rollcheck.conf").read_text(encoding="utf-8")
+    env = (deploy / "env.example").read_text(encoding="utf-8")
+
+    assert re.findall(r"proxy_set_header\s+X-Forwarded-For\s+(\S+);", nginx) == ["$remote_addr"]
+    assert re.findall(r"^(?:TRUSTED|AXES)_PROXY_COUNT=(\d+)", env, re.M) == ["1"]
+
+
 # ---------------------------------------------------------------------------
 # Username + address
 # ---------------------------------------------------------------------------

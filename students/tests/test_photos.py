@@ -2,6 +2,8 @@
 
 import io
 import json
+import os
+import time
 import zipfile
 from io import StringIO
 
@@ -10,8 +12,10 @@ from django.core.management import call_command
 from django.urls import reverse
 from PIL import Image
 
+from students import signals
 from students.models import AccessEvent, Photo
-from students.photos.services import path_of, photo_spec_problems, photos_import
+from students.photos import services as photo_services
+from students.photos.services import pack_path, path_of, photo_bytes, photo_spec_problems, photos_import
 from students.tests.factories import StudentFactory
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +58,8 @@ def test_photos_named_by_any_key_are_matched_and_stored_privately(tmp_path, stud
     assert report.as_dict() == {"matched": 3, "replaced": 0, "unchanged": 0, "unmatched": [], "errors": []}
     photo = Photo.objects.get(student=b, kind="admission")
     assert (photo.width, photo.height) == (120, 160)
-    assert path_of(photo.storage_name).read_bytes() == jpeg()
+    assert photo_bytes(photo) == jpeg()
+    assert pack_path(photo.pack).stat().st_mode & 0o777 == 0o600  # private to the portal's user
 
 
 def test_a_second_package_reports_unchanged_and_replaced(tmp_path, students, django_capture_on_commit_callbacks):
@@ -62,7 +67,7 @@ def test_a_second_package_reports_unchanged_and_replaced(tmp_path, students, dja
     photos_import(
         path=package(tmp_path, {f"{a.student_number}.jpg": jpeg(), f"{b.student_number}.jpg": jpeg()}), kind="admission"
     )
-    old = Photo.objects.get(student=b).storage_name
+    old = Photo.objects.get(student=b)
     with django_capture_on_commit_callbacks(execute=True):
         report = photos_import(
             path=package(
@@ -73,7 +78,9 @@ def test_a_second_package_reports_unchanged_and_replaced(tmp_path, students, dja
             kind="admission",
         )
     assert (report.matched, report.replaced, report.unchanged) == (0, 1, 1)
-    assert not path_of(old).exists()  # the replaced file is gone
+    # The replaced photo's bytes are gone (the pack held only the two: a's is still in use).
+    assert jpeg() in pack_path(old.pack).read_bytes()
+    assert pack_path(old.pack).read_bytes()[old.offset : old.offset + old.size] == bytes(old.size)
     assert Photo.objects.count() == 2
 
 
@@ -222,3 +229,117 @@ def test_the_frame_header_is_read_from_baseline_and_progressive_jpegs_and_garbag
         photo_check(b"\xff\xd8\xff\xe0" + b"\x00\x10garbage-garbage" + b"\x01" * 200 + b"\xff\xd9")
     with pytest.raises(ValueError, match="照片无法读取"):
         photo_check(jpeg()[:20] + b"\xff\xd9")  # cut off before the frame header
+
+
+def test_photos_imported_before_packs_are_still_served(client, students):
+    """Rows from before pack files name a file of their own: served the same way, deleted with the row."""
+    a = students[0]
+    from verification.tests.factories import student_with_account
+
+    me = student_with_account(department=a.department)
+    path_of("ab" + "0" * 30 + ".jpg").parent.mkdir(parents=True)
+    path_of("ab" + "0" * 30 + ".jpg").write_bytes(jpeg())
+    Photo.objects.create(
+        student=me, kind="admission", storage_name="ab" + "0" * 30 + ".jpg", sha256="0" * 64, width=120, height=160,
+        size=len(jpeg()),
+    )  # fmt: skip
+    client.force_login(me.user)
+    response = client.get(reverse("students:photo", args=[me.pk, "admission"]))
+    assert response.status_code == 200 and b"".join(response.streaming_content) == jpeg()
+    assert response["Cache-Control"] == "private, max-age=600"
+
+
+def test_deleting_photos_overwrites_their_bytes_and_an_empty_pack_goes(
+    tmp_path, students, django_capture_on_commit_callbacks
+):
+    a, b, _c = students
+    red, green = jpeg(color=(200, 0, 0)), jpeg(color=(0, 200, 0))
+    photos_import(
+        path=package(tmp_path, {f"{a.student_number}.jpg": red, f"{b.student_number}.jpg": green}), kind="admission"
+    )
+    photo_a, photo_b = Photo.objects.get(student=a), Photo.objects.get(student=b)
+    pack = pack_path(photo_a.pack)
+    assert photo_a.pack == photo_b.pack and red in pack.read_bytes() and green in pack.read_bytes()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        a.delete()  # a student removed: their photo goes with them (cascade)
+    stored = pack.read_bytes()
+    assert red not in stored and stored[photo_a.offset : photo_a.offset + photo_a.size] == bytes(photo_a.size)
+    assert green in stored and photo_bytes(photo_b) == green
+
+    with django_capture_on_commit_callbacks(execute=True):
+        photo_b.delete()
+    assert not pack.exists()  # no photo left in it
+
+
+def test_a_failed_import_saves_nothing_and_leaves_no_pack_behind(tmp_path, students, monkeypatch):
+    a, b, c = students
+    photos_import(path=package(tmp_path, {f"{a.student_number}.jpg": jpeg()}), kind="admission")
+    before = sorted(p.name for p in photo_services.packs_dir().iterdir())
+
+    def downstream_fails(sender, added, **kwargs):
+        if c.pk in added:
+            raise RuntimeError("the database went away")
+
+    # One photo at a time: the first photos are saved (and written to the pack) before the failure.
+    monkeypatch.setattr(photo_services, "WRITE_BATCH", 1)
+    signals.photos_imported.connect(downstream_fails)
+    try:
+        with pytest.raises(RuntimeError):
+            photos_import(
+                path=package(
+                    tmp_path,
+                    {
+                        f"{a.student_number}.jpg": jpeg(color=(0, 0, 250)),
+                        f"{b.student_number}.jpg": jpeg(),
+                        f"{c.student_number}.jpg": jpeg(),
+                    },
+                    "2.zip",
+                ),
+                kind="admission",
+            )
+    finally:
+        signals.photos_imported.disconnect(downstream_fails)
+    assert sorted(p.name for p in photo_services.packs_dir().iterdir()) == before
+    assert list(Photo.objects.values_list("student_id", flat=True)) == [a.pk]
+    assert photo_bytes(Photo.objects.get()) == jpeg()  # a's photo was not replaced
+
+
+def test_importing_the_identical_package_again_changes_nothing(tmp_path, students):
+    path = package(tmp_path, {f"{s.student_number}.jpg": jpeg(color=(i * 50, 0, 200)) for i, s in enumerate(students)})
+    photos_import(path=path, kind="admission")
+    rows = list(Photo.objects.order_by("pk").values())
+    packs = {p.name: p.read_bytes() for p in photo_services.packs_dir().iterdir()}
+
+    report = photos_import(path=path, kind="admission")
+
+    assert report.as_dict() == {"matched": 0, "replaced": 0, "unchanged": 3, "unmatched": [], "errors": []}
+    assert list(Photo.objects.order_by("pk").values()) == rows
+    assert {p.name: p.read_bytes() for p in photo_services.packs_dir().iterdir()} == packs
+
+
+def test_the_scheduled_sweep_removes_packs_no_photo_names_once_a_day_old(tmp_path, students):
+    photos_import(path=package(tmp_path, {f"{students[0].student_number}.jpg": jpeg()}), kind="admission")
+    live = pack_path(Photo.objects.get().pack)
+    stale, fresh = pack_path("a" * 32 + ".pack"), pack_path("b" * 32 + ".pack")
+    stale.write_bytes(jpeg())
+    fresh.write_bytes(jpeg())
+    os.utime(stale, (time.time() - 2 * 86400,) * 2)
+    os.utime(live, (time.time() - 2 * 86400,) * 2)
+
+    assert photo_services.photos_sweep_orphans() == 1
+    assert not stale.exists() and fresh.exists() and live.exists()
+
+
+def test_a_damaged_member_refuses_the_whole_package_and_leaves_no_pack(tmp_path, students):
+    a, b, _c = students
+    path = package(tmp_path, {f"{a.student_number}.jpg": jpeg(), f"{b.student_number}.jpg": jpeg(color=(9, 9, 9))})
+    raw = bytearray(path.read_bytes())
+    raw[raw.rindex(jpeg(color=(9, 9, 9))[-40:])] ^= 0xFF  # a flipped byte inside b's photo: its CRC fails
+    path.write_bytes(bytes(raw))
+
+    report = photos_import(path=path, kind="admission")
+
+    assert report.errors and "已损坏" in report.errors[0]["message"] and b.student_number in report.errors[0]["message"]
+    assert not Photo.objects.exists()
+    assert not any(photo_services.packs_dir().glob("*.pack"))

@@ -252,6 +252,35 @@ def test_unknown_headers_are_mapped_on_the_page_and_saved_as_a_preset(tmp_path, 
     assert Student.objects.get(student_number=rows[0]["XH"]).name == "新名字"
 
 
+def test_an_upload_waiting_for_its_column_mapping_is_encrypted_on_disk(tmp_path, client, registrar, settings):
+    """The waiting file is CHSI's export with full ID numbers: nothing of it is readable on disk."""
+    import os
+
+    from django.urls import reverse
+
+    settings.PRIVATE_ROOT = str(tmp_path / "private")
+    rows = base_rows(2)
+    header, data = as_table(rows)
+    header = ["学生编号" if h == "XH" else "学生姓名" if h == "XM" else h for h in header]
+    path = write_xlsx(tmp_path / "jw.xlsx", header, data)
+    client.force_login(registrar)
+    form = _upload(client, path).context["mapping_form"]
+
+    folder = tmp_path / "private" / "pending-rosters"
+    [waiting] = os.listdir(folder)  # no plain copy is left beside it
+    stored = (folder / waiting).read_bytes()
+    assert waiting.endswith(".roster") and not stored.startswith(b"PK")
+    assert path.read_bytes()[:64] not in stored
+
+    answer = {f"column_{i}": "" for i in range(len(form.headers))}
+    answer[f"column_{form.headers.index('学生编号')}"] = "student_number"
+    answer[f"column_{form.headers.index('学生姓名')}"] = "name"
+    page = client.post(reverse("students:roster_upload"), {**answer, "remap": "1"})
+    assert page.context["report"].errors == []
+    assert Student.objects.count() == 2
+    assert not folder.exists()  # imported: the waiting file and its decrypted copy are gone
+
+
 def test_two_columns_mapped_to_one_field_are_refused(tmp_path, client, registrar):
     from django.urls import reverse
 

@@ -89,15 +89,15 @@ def test_the_diff_finds_planted_differences_and_nothing_else(tmp_path, imported)
     diff = roster_diff(RosterSource.objects.get(name="教务系统"))
     found = {(d.student_number, d.field) for d in diff.differences}
     assert found == {
-        (imported[3]["XH"], "name"),
-        (imported[4]["XH"], "ethnicity"),
-        (imported[5]["XH"], "id_number"),
-        (imported[6]["XH"], "student_number"),
+        (imported[3]["XH"], "XM"),
+        (imported[4]["XH"], "MZ"),
+        (imported[5]["XH"], "SFZH"),
+        (imported[6]["XH"], "XH"),
     }
     assert diff.only_in_source == ["2099000002"]
     assert diff.only_in_chsi == [dropped["XH"]]
     assert diff.compared == len(imported) - 1
-    id_difference = next(d for d in diff.differences if d.field == "id_number")
+    id_difference = next(d for d in diff.differences if d.field == "SFZH")
     assert imported[5]["SFZH"] not in id_difference.chsi and "*" in id_difference.chsi
 
 

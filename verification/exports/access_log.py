@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy
 from students.filters import AccessLogFilter
 from students.models import AccessEvent
 
-from .base import Exporter, choice_labels, number, text, timestamp
+from .base import Exporter, choice_labels, fetched_rows, number, text, timestamp
 from .registry import register
 
 
@@ -67,5 +67,5 @@ class AccessLogExport(Exporter):
             "at", "user__username", "user__first_name", "action", "student__student_number", "target", "detail",
             "rows", "ip_address",
         )  # fmt: skip
-        for at, username, name, action, student_number, target, detail, count, ip in rows.iterator(chunk_size=5000):
+        for at, username, name, action, student_number, target, detail, count, ip in fetched_rows(rows):
             yield [at, username, name, actions.get(action, action), student_number, target, detail, count, ip]

@@ -12,10 +12,12 @@ or in a task, storing encrypted, downloading) is shared and lives in
 
 import datetime
 import itertools
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from django.db import models
+from django.db import connections, models
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -193,16 +195,129 @@ def ciphertext(path: str) -> Cast:
 
 
 def decrypted_chunks(rows, positions: tuple[int, ...], *, chunk_size: int = 2000) -> Iterator[tuple[list, list]]:
-    """The tuples of a ``values_list`` a chunk at a time, with the columns at ``positions`` (each a
-    ``ciphertext``) decrypted: (the chunk's tuples as fetched, one list of plain values per position).
+    """The tuples of a ``values_list`` (or of several in turn, or chunks already fetched: see ``fetched_chunks``
+    and ``fetched_streams``) a chunk at a time, with
+    the columns at ``positions`` (each a ``ciphertext``) decrypted: (the chunk's tuples as fetched, one list of
+    plain values per position).
 
     Decrypting one value at a time as the model field does costs more than
     writing the whole row; a chunk at a time, it is a few µs a value
     (``students.crypto.decrypt_many``).
     """
-    iterator = rows.iterator(chunk_size=chunk_size)
-    while chunk := list(itertools.islice(iterator, chunk_size)):
+    chunks = rows if isinstance(rows, Iterator) else fetched_chunks(rows, chunk_size=chunk_size)
+    for chunk in chunks:
         yield chunk, [crypto.decrypt_many([row[p] for row in chunk]) for p in positions]
+
+
+def fetched_rows(rows, *, chunk_size: int = 2000) -> Iterator:
+    """The rows of ``fetched_chunks`` one by one."""
+    for chunk in fetched_chunks(rows, chunk_size=chunk_size):
+        yield from chunk
+
+
+def by_department(rows, path: str, departments) -> list:
+    """``rows`` (ordered by the department's name first) as one queryset per department of ``departments``, in
+    the same order: pieces for ``fetched_chunks``, so that the server sorts one department while the rows of
+    the one before are written."""
+    return [rows.filter(**{path: pk}) for pk in departments.order_by("name").values_list("pk", flat=True)]
+
+
+def fetched_streams(pieces: list, *, chunk_size: int = 2000) -> list[Iterator[list]]:
+    """One iterator of chunks per queryset of ``pieces`` (the sheets of an export), all fetched by one thread
+    (``fetched_chunks``), the first query started now: consumed in order, each piece's query runs while the
+    rows of the one before are written."""
+    stream = _fetched(pieces, chunk_size=chunk_size)
+    pending = [next(stream, None)]  # the next (piece, chunk) not yet consumed
+
+    def chunks_of(index):
+        while pending[0] is not None and pending[0][0] <= index:
+            if pending[0][0] == index:
+                yield pending[0][1]
+            pending[0] = next(stream, None)
+
+    return [chunks_of(index) for index in range(len(pieces))]
+
+
+def fetched_chunks(rows, *, chunk_size: int = 2000) -> Iterator[list]:
+    """The rows of a queryset, or of a list of querysets one after the other, ``chunk_size`` at a time.
+
+    On PostgreSQL a thread runs the queries (server-side cursors, as ``iterator`` does) on this thread's own
+    connection and transaction, up to ``ahead`` chunks ahead of the consumer: the server's work and the wait
+    for each chunk (psycopg2 lets go of the GIL meanwhile) overlap with writing the rows already here.  A
+    sorted query returns nothing until it has sorted everything, hence the pieces: the next one is sorted
+    while the one before is written (docs/performance.md §4).  Elsewhere (SQLite, in-process) there is
+    nothing to overlap and the rows are fetched in turn.
+    """
+    for _index, chunk in _fetched(list(rows) if isinstance(rows, (list, tuple)) else [rows], chunk_size=chunk_size):
+        yield chunk
+
+
+def _fetched(pieces: list, *, chunk_size: int, ahead: int = 4) -> Iterator[tuple[int, list]]:
+    """(index of the piece, chunk) of every piece in turn: ``fetched_chunks``."""
+    if not pieces:
+        return
+    alias = pieces[0].db
+    connection = connections[alias]
+
+    def chunks_of(piece):
+        iterator = piece.iterator(chunk_size=chunk_size)
+        try:
+            while chunk := list(itertools.islice(iterator, chunk_size)):
+                yield chunk
+        finally:
+            iterator.close()  # the server-side cursor, on the thread that holds the connection
+
+    if connection.vendor != "postgresql":
+        for index, piece in enumerate(pieces):
+            for chunk in chunks_of(piece):
+                yield index, chunk
+        return
+    chunks: queue.Queue = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+    done = object()
+
+    def fetch():
+        # The consumer's connection (Django's are per thread): same transaction, same snapshot.
+        connections[alias] = connection
+        try:
+            for index, piece in enumerate(pieces):
+                for chunk in chunks_of(piece):
+                    if not _put(chunks, (index, chunk), stop):
+                        return
+        except BaseException as error:  # handed to the consumer, raised there
+            _put(chunks, error, stop)
+        finally:
+            _put(chunks, done, stop)
+
+    connection.inc_thread_sharing()
+    thread = threading.Thread(target=fetch, name="export-fetch", daemon=True)
+    thread.start()
+    try:
+        while (item := chunks.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        # Also when the writer gives up half-way: the thread must be off the connection before this one uses
+        # it again.
+        stop.set()
+        while thread.is_alive():
+            try:
+                chunks.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
+        connection.dec_thread_sharing()
+
+
+def _put(chunks: queue.Queue, item, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            chunks.put(item, timeout=0.05)
+            return True
+        except queue.Full:
+            pass
+    return False
 
 
 def choice_labels(choices) -> dict[str, str]:

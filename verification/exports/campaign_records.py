@@ -1,11 +1,26 @@
 """A campaign's records (every checklist, answer and flag; ID numbers masked), kept before retention deletes them."""
 
 from django import forms
+from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from ..models import Campaign, Checklist, FieldCheck, Flag
-from .base import Exporter, ExportForm, Sheet, choice_labels, datetime_, field_label, masked, number, text
+from ..models import Campaign, Checklist, Evidence, FieldCheck, Flag
+from .base import (
+    Exporter,
+    ExportForm,
+    Sheet,
+    choice_labels,
+    ciphertext,
+    datetime_,
+    decrypted_chunks,
+    fetched_streams,
+    field_labels,
+    number,
+    text,
+    value_masker,
+)
 from .registry import register
 
 
@@ -46,6 +61,29 @@ class CampaignRecords(Exporter):
                 "state", "attested_at", "finished_at", "last_activity_at",
             )
         )  # fmt: skip
+        # Students out of this campaign (休学, 参军入伍 …), apart: they are not in the rates.
+        reasons = choice_labels(Checklist.Exclusion.choices)
+        excluded = (
+            Checklist.objects.filter(campaign=campaign, state=Checklist.State.EXCLUDED)
+            .order_by("student__student_number")
+            .values_list(
+                "student__student_number", "student__name", "student__department__name", "student__class_name",
+                "excluded_reason", "excluded_note",
+            )
+        )  # fmt: skip
+        answer_labels = choice_labels(FieldCheck.Status.choices)
+        answers = (
+            FieldCheck.objects.filter(checklist__campaign=campaign)
+            .order_by("checklist__student__student_number", "field_code")
+            .values_list(
+                "checklist__student__student_number", "field_code", "status", "seen_value", "answered_at",
+                "answered_by__username", "is_proxy",
+            )
+        )  # fmt: skip
+        # Every sheet's rows from one thread fetching ahead: the next sheet's query runs while one is written.
+        checklist_chunks, excluded_chunks, answer_chunks, flag_chunks = fetched_streams(
+            [checklists, excluded, answers, self._flags(campaign)]
+        )
         yield Sheet(
             _("核对记录"),
             [
@@ -60,20 +98,11 @@ class CampaignRecords(Exporter):
             ],
             (
                 [number_, name, dept, cls, states[state], attested, finished, active]
-                for number_, name, dept, cls, state, attested, finished, active in checklists.iterator(chunk_size=5000)
+                for chunk in checklist_chunks
+                for number_, name, dept, cls, state, attested, finished, active in chunk
             ),
             landscape=True,
         )
-        # Students out of this campaign (休学, 参军入伍 …), apart: they are not in the rates.
-        reasons = choice_labels(Checklist.Exclusion.choices)
-        excluded = (
-            Checklist.objects.filter(campaign=campaign, state=Checklist.State.EXCLUDED)
-            .order_by("student__student_number")
-            .values_list(
-                "student__student_number", "student__name", "student__department__name", "student__class_name",
-                "excluded_reason", "excluded_note",
-            )
-        )  # fmt: skip
         yield Sheet(
             _("不参加核对"),
             [
@@ -86,19 +115,11 @@ class CampaignRecords(Exporter):
             ],
             (
                 [number_, name, dept, cls, reasons.get(reason, reason), note]
-                for number_, name, dept, cls, reason, note in excluded.iterator(chunk_size=5000)
+                for chunk in excluded_chunks
+                for number_, name, dept, cls, reason, note in chunk
             ),
         )
-        answer_labels = choice_labels(FieldCheck.Status.choices)
-        answers = (
-            FieldCheck.objects.filter(checklist__campaign=campaign)
-            .order_by("checklist__student__student_number", "field_code")
-            .values_list(
-                "checklist__student__student_number", "field_code", "status", "seen_value", "answered_at",
-                "answered_by__username", "is_proxy",
-            )
-        )  # fmt: skip
-        yes = _("是")
+        yes, labels = _("是"), field_labels()
         yield Sheet(
             _("逐项核对"),
             [
@@ -113,21 +134,16 @@ class CampaignRecords(Exporter):
             (
                 [
                     student_number,
-                    field_label(code),
+                    labels.get(code, code),
                     answer_labels.get(status, status),
                     seen,
                     at,
                     by or "",
                     yes if proxy else "",
                 ]
-                for student_number, code, status, seen, at, by, proxy in answers.iterator(chunk_size=5000)
+                for chunk in answer_chunks
+                for student_number, code, status, seen, at, by, proxy in chunk
             ),
-        )
-        flags = (
-            Flag.objects.filter(checklist__campaign=campaign)
-            .select_related("checklist__student")
-            .prefetch_related("evidence")
-            .order_by("checklist__student__student_number", "field_code", "created_at")
         )
         yield Sheet(
             _("报错"),
@@ -141,18 +157,39 @@ class CampaignRecords(Exporter):
                 number(_("证明材料数"), 8),
                 datetime_(_("提交时间")),
             ],
-            (
-                [
-                    flag.checklist.student.student_number,
-                    field_label(flag.field_code),
-                    masked(flag.field_code, flag.recorded_value),
-                    masked(flag.field_code, flag.claimed_value),
-                    flag.explanation,
-                    flag.get_status_display(),
-                    len(flag.evidence.all()),
-                    flag.created_at,
-                ]
-                for flag in flags.iterator(chunk_size=2000)
-            ),
+            self._flag_rows(flag_chunks),
             landscape=True,
         )
+
+    @staticmethod
+    def _flags(campaign):
+        evidence_counts = (
+            Evidence.objects.filter(flag=OuterRef("pk")).order_by().values("flag").annotate(n=Count("*")).values("n")
+        )
+        # Only the columns written, the encrypted ones as stored (decrypted a chunk at a time).
+        return (
+            Flag.objects.filter(checklist__campaign=campaign)
+            .annotate(evidence_count=Coalesce(Subquery(evidence_counts, output_field=IntegerField()), 0))
+            .order_by("checklist__student__student_number", "field_code", "created_at")
+            .values_list(
+                "checklist__student__student_number", "field_code", ciphertext("recorded_value"),
+                ciphertext("claimed_value"), "explanation", "status", "evidence_count", "created_at",
+            )
+        )  # fmt: skip
+
+    @staticmethod
+    def _flag_rows(chunks):
+        statuses, labels, masked = choice_labels(Flag.Status.choices), field_labels(), value_masker()
+        for chunk, (recorded_values, claimed_values) in decrypted_chunks(chunks, (2, 3)):
+            for row, recorded, claimed in zip(chunk, recorded_values, claimed_values, strict=True):
+                student_number, code, _recorded, _claimed, explanation, status, evidence_count, created_at = row
+                yield [
+                    student_number,
+                    labels.get(code, code),
+                    masked(code, recorded),
+                    masked(code, claimed),
+                    explanation,
+                    statuses.get(status, status),
+                    evidence_count,
+                    created_at,
+                ]

@@ -7,7 +7,7 @@ numbers: the platform needs them.  It lists what the correction queue shows
 for the same filters, grouped (one sheet each) as the queue groups them.
 """
 
-from django.db.models import Case, IntegerField, Value, When
+from django.db.models import IntegerField, Value
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -66,21 +66,20 @@ class CHSICorrectionList(Exporter):
         return CorrectionFilter.flags_of(user, params).count()
 
     def sheets(self, user, params):
-        # Authority is configured per school (settings).  One query streams every sheet's rows, sorted by sheet
-        # first: a query per sheet joined every flag to its student again for each (docs/performance.md §4).
+        # Authority is configured per school (settings).  The rows of every sheet come from one stream (one
+        # thread fetching ahead, base.fetched_chunks): a query per sheet, the next sheet's sorted by the server
+        # while the rows of the one before are written (docs/performance.md §4).
         authorities = list(roll_fields.Authority)
         codes = {authority: [] for authority in authorities}
         for field in roll_fields.ROLL_FIELDS:
             codes[field.authority].append(field.code)
         flags = CorrectionFilter.flags_of(user, params)
-        sheet = Case(
-            *[When(field_code__in=codes[authority], then=Value(i)) for i, authority in enumerate(authorities)],
-            output_field=IntegerField(),
-        )
         stream = self._rows(
-            flags.filter(field_code__in=[code for group in codes.values() for code in group])
-            .annotate(sheet=sheet)
-            .order_by("sheet", *flags.query.order_by)
+            [
+                flags.filter(field_code__in=codes[authority]).annotate(sheet=Value(i, output_field=IntegerField()))
+                for i, authority in enumerate(authorities)
+                if codes[authority]
+            ]
         )
         pending = [next(stream, None)]  # the next (sheet, row) not yet written
 
@@ -95,10 +94,10 @@ class CHSICorrectionList(Exporter):
             yield Sheet(str(authority.label), self.header(), rows_of(index), landscape=True)
 
     @staticmethod
-    def _rows(flags):
+    def _rows(pieces):
         # Only the columns written, the three encrypted ones decrypted a chunk at a time (docs/performance.md §4).
         statuses, labels = choice_labels(Flag.Status.choices), field_labels()
-        rows = (
+        pieces = [
             flags.select_related(None)
             .prefetch_related(None)
             .values_list(
@@ -112,8 +111,9 @@ class CHSICorrectionList(Exporter):
                 "status",
                 "sheet",
             )
-        )
-        for chunk, (id_numbers, recorded_values, claimed_values) in decrypted_chunks(rows, (2, 4, 5)):
+            for flags in pieces
+        ]
+        for chunk, (id_numbers, recorded_values, claimed_values) in decrypted_chunks(pieces, (2, 4, 5)):
             for row, id_number, recorded, claimed in zip(
                 chunk, id_numbers, recorded_values, claimed_values, strict=True
             ):

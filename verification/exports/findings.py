@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy
 from students.models import ImportFinding
 
 from ..filters import FindingFilter
-from .base import Exporter, choice_labels, field_label, text
+from .base import Exporter, choice_labels, fetched_rows, field_labels, text
 from .registry import register
 
 
@@ -47,7 +47,7 @@ class Findings(Exporter):
         return FindingFilter.findings_of(user, params).count()
 
     def rows(self, user, params):
-        kinds = choice_labels(ImportFinding.Kind.choices)
+        kinds, labels = choice_labels(ImportFinding.Kind.choices), field_labels()
         rows = FindingFilter.findings_of(user, params).values_list(
             "student__department__name",
             "student__class_name",
@@ -57,5 +57,5 @@ class Findings(Exporter):
             "kind",
             "message",
         )
-        for dept, cls, number, name, code, kind, message in rows.iterator(chunk_size=5000):
-            yield [dept, cls, number, name, field_label(code), kinds.get(kind, kind), message]
+        for dept, cls, number, name, code, kind, message in fetched_rows(rows):
+            yield [dept, cls, number, name, labels.get(code, code), kinds.get(kind, kind), message]

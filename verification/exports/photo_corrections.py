@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy
 from PIL import Image
 
 from students import fields as roll_fields
-from students.photos.services import path_of as photo_path
+from students.photos.services import photo_bytes
 
 from .. import evidence as evidence_files
 from ..filters import CorrectionFilter
@@ -31,9 +31,22 @@ IMAGE_TYPES = ("image/jpeg", "image/png")
 class PhotoItem:
     flag: object
     field: roll_fields.RollField
-    path: object  # the file to send, or None when the school holds no photo at all
+    path: object  # the student's upload to send, or None
+    photo: object  # else the school's photo (students.models.Photo), or None when it holds none
     source: str
     is_jpeg: bool
+
+    @property
+    def has_photo(self) -> bool:
+        return self.path is not None or self.photo is not None
+
+    def read(self) -> bytes | None:
+        """The file to send as CHSI takes it (JPEG), or None when it is gone."""
+        if self.path is None:
+            return photo_bytes(self.photo) if self.photo is not None else None
+        if not self.path.is_file():
+            return None
+        return self.path.read_bytes() if self.is_jpeg else _as_jpeg(self.path)
 
     @property
     def member_name(self) -> str:
@@ -56,13 +69,13 @@ def photo_items(user, params):
                 flag,
                 field,
                 evidence_files.path_of(upload.storage_name),
+                None,
                 _("学生上传的新照片"),
                 upload.content_type == "image/jpeg",
             )
             continue
         photo = getattr(flag.checklist.student, field.key)
-        path = photo_path(photo.storage_name) if photo is not None else None
-        yield PhotoItem(flag, field, path, _("学校现有照片") if path else _("无照片"), True)
+        yield PhotoItem(flag, field, None, photo, _("学校现有照片") if photo is not None else _("无照片"), True)
 
 
 @register
@@ -103,7 +116,7 @@ class PhotoCorrections(Exporter):
         for item in photo_items(user, params):
             student = item.flag.checklist.student
             yield [
-                item.member_name if item.path else "",
+                item.member_name if item.has_photo else "",
                 student.student_number,
                 student.name,
                 student.id_number,  # CHSI's file names are the full number: the list must match them
@@ -128,12 +141,10 @@ def build_zip(exporter: PhotoCorrections, user, params, target, *, exported_by) 
     count = 0
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
         for item in photo_items(user, params):
-            if item.path is None or not item.path.is_file():
+            data = item.read()
+            if data is None:
                 continue
-            if item.is_jpeg:
-                archive.write(item.path, item.member_name)
-            else:
-                archive.writestr(item.member_name, _as_jpeg(item.path))
+            archive.writestr(item.member_name, data)
             count += 1
         sheet = io.BytesIO()
         write_xlsx(exporter, user, params, sheet, exported_by=exported_by)

@@ -3,6 +3,7 @@
 import datetime
 import io
 import re
+import threading
 import zoneinfo
 from types import SimpleNamespace
 
@@ -19,6 +20,7 @@ from students.idnumbers import check_digit, mask
 from students.models import ClassGroup, ImportFinding, Student, User
 from students.tests.factories import ClassGroupFactory, StudentFactory, UserFactory
 from verification import services, tasks
+from verification.exports import base as export_base
 from verification.exports import registry
 from verification.exports import services as export_services
 from verification.models import Checklist, Evidence, Export, Flag
@@ -1109,3 +1111,20 @@ def test_the_findings_file_holds_what_the_data_quality_page_shows(registrar_clie
 
     assert shown == [("2025100001", "甲"), ("2025100002", "丙")]
     assert [(row[2], row[6]) for row in data_rows(book.active)] == shown
+
+
+def test_rows_fetched_ahead_come_in_order_and_stop_cleanly_when_the_writer_gives_up(school):
+    """The rows of an export are fetched ahead by a thread on PostgreSQL (docs/performance.md §4): every piece in
+    turn, in order, and an export that fails half-way (a full disk, say) leaves no thread on the connection and
+    the connection usable for what follows (marking the export failed)."""
+    numbers = list(Student.objects.order_by("student_number").values_list("student_number", flat=True))
+    pieces = [Student.objects.order_by("student_number").values_list("student_number", flat=True)] * 2
+    threads = threading.active_count()
+
+    assert [n for chunk in export_base.fetched_chunks(pieces, chunk_size=1) for n in chunk] == numbers * 2
+
+    chunks = export_base.fetched_chunks(pieces, chunk_size=1)
+    assert next(chunks) == numbers[:1]
+    chunks.close()  # what the writer's failure does to the generator
+    assert threading.active_count() == threads
+    assert Student.objects.filter(student_number__in=numbers).count() == len(numbers) == 4

@@ -1,6 +1,10 @@
 """正确 and 有误 answer a field in place (htmx): the server returns the row, and without JavaScript the page still works."""
 
+import gzip
+import re
+
 import pytest
+from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.urls import reverse
 
@@ -33,6 +37,18 @@ def test_the_checklist_loads_htmx_and_every_form_still_posts_without_it(me_clien
     assert f'action="{confirm_url(campaign, "XB")}"' in gender
     assert f'hx-post="{confirm_url(campaign, "XB")}"' in gender
     assert f'href="{flag_url(campaign, "XB")}"' in gender and f'hx-get="{flag_url(campaign, "XB")}"' in gender
+
+
+def test_the_first_load_on_a_phone_is_under_60_kb(me_client, campaign):
+    """The page, its stylesheet, icon and htmx: what a phone downloads to start checking (static files as
+    whitenoise serves them to a browser that accepts gzip; the page itself counted uncompressed)."""
+    page = me_client.get(checklist_url(campaign)).content
+    assets = re.findall(rb'<(?:link|script)[^>]+(?:href|src)="' + settings.STATIC_URL.encode() + rb'([^"]+)"', page)
+    assert {b"css/portal.css", b"django_htmx/htmx-2.min.js", b"favicon.svg"} <= set(assets)
+
+    sizes = {path.decode(): len(gzip.compress(open(finders.find(path.decode()), "rb").read(), 9)) for path in assets}
+    total = len(page) + sum(sizes.values())
+    assert total < 60 * 1024, f"page {len(page)} bytes + {sizes} = {total} bytes"
 
 
 def test_tapping_correct_returns_only_the_row_answered(me_client, me, campaign, checklist):

@@ -5,6 +5,7 @@ the student's checklist.  Another department's secretary does not even learn
 that the flag exists.
 """
 
+import copy
 import datetime
 import itertools
 
@@ -13,10 +14,11 @@ from django.utils import timezone
 
 from students.errors import NotFound
 from students.models import User
-from students.tests.factories import SecretaryFactory, UserFactory
+from students.tests.factories import CohortFactory, DepartmentFactory, SecretaryFactory, UserFactory
 from verification import services
 from verification.models import Campaign, Checklist, Flag, FlagEvent
 from verification.services import STAFF_CAPABILITIES, SYSTEM, TRANSITIONS, VerificationError
+from verification.tests.factories import CampaignFactory, student_with_account
 
 pytestmark = pytest.mark.django_db
 
@@ -36,15 +38,69 @@ PATHS = {
 }
 
 
+@pytest.fixture(scope="module")
+def shared_cast(module_rows):
+    """The people and the open campaign, built once for the module as the shared fixtures build them.
+
+    Building them for each of the module's 145 tests was a third of its time.  Each test gets a deep copy
+    (``built``) and its own database changes are rolled back.
+    """
+    with module_rows():
+        department = DepartmentFactory(name="计算机学院")
+        other_department = DepartmentFactory(name="外国语学院")
+        registrar = UserFactory(role="registrar", username="registrar1")
+        cohort = CohortFactory(admission_year=2025, level="本科")
+        me = student_with_account(department=department, cohort=cohort, name="王小明")
+        campaign = CampaignFactory(name="2025级新生学籍核对", cohorts=[me.cohort], by=registrar)
+        return {
+            "department": department,
+            "other_department": other_department,
+            "me": me,
+            "campaign": campaign,
+            "checklist": campaign.checklists.get(student=me),
+            "cast": {
+                "student": me.user,
+                "secretary": SecretaryFactory(departments=[department]),
+                "other_secretary": SecretaryFactory(departments=[other_department]),
+                "registrar": registrar,
+                "superuser": UserFactory(username="root", role=User.Role.ADMIN, is_staff=True, is_superuser=True),
+            },
+        }
+
+
 @pytest.fixture
-def cast(me, secretary, other_secretary, registrar):
-    return {
-        "student": me.user,
-        "secretary": secretary,
-        "other_secretary": other_secretary,
-        "registrar": registrar,
-        "superuser": UserFactory(username="root", role=User.Role.ADMIN, is_staff=True, is_superuser=True),
-    }
+def built(db, shared_cast):
+    return copy.deepcopy(shared_cast)
+
+
+@pytest.fixture
+def department(built):
+    return built["department"]
+
+
+@pytest.fixture
+def other_department(built):
+    return built["other_department"]
+
+
+@pytest.fixture
+def me(built):
+    return built["me"]
+
+
+@pytest.fixture
+def campaign(built):
+    return built["campaign"]
+
+
+@pytest.fixture
+def checklist(built):
+    return built["checklist"]
+
+
+@pytest.fixture
+def cast(built):
+    return built["cast"]
 
 
 @pytest.fixture

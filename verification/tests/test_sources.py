@@ -39,8 +39,8 @@ def test_the_page_lists_differences_with_counts(client, registrar, compared):
     text = page.content.decode()
     assert "王某某" in text and rows[0]["XM"] in text
     assert "差异 2 处" in text
-    page = client.get(reverse("workspace:source_diff", args=[source.pk]), {"field": "ethnicity"})
-    assert [d.field for d in page.context["differences"]] == ["ethnicity"]
+    page = client.get(reverse("workspace:source_diff", args=[source.pk]), {"field": "MZ"})
+    assert [d.field for d in page.context["differences"]] == ["MZ"]
     assert client.get(reverse("workspace:source_list")).status_code == 200
 
 
@@ -51,21 +51,21 @@ def test_chsi_is_wrong_opens_an_accepted_correction_naming_the_source(client, re
     student = Student.objects.get(student_number=rows[0]["XH"])
     CampaignFactory(cohorts=[student.cohort])
     client.force_login(registrar)
-    page = decide(client, source, rows[0]["XH"], "name", SourceResolution.Decision.CHSI_WRONG, "field=name")
-    assert page.redirect_chain[-1][0].endswith("?field=name")
+    page = decide(client, source, rows[0]["XH"], "XM", SourceResolution.Decision.CHSI_WRONG, "field=XM")
+    assert page.redirect_chain[-1][0].endswith("?field=XM")
     flag = Flag.objects.get(checklist__student=student)
     assert flag.status == Flag.Status.ACCEPTED
     assert flag.claimed_value == "王某某"
     assert "教务系统" in flag.explanation
     assert flag.status in Flag.PENDING_CORRECTION  # in the correction queue and the CHSI list
     diff_page = client.get(reverse("workspace:source_diff", args=[source.pk]), {"decision": "open"})
-    assert [d.field for d in diff_page.context["differences"]] == ["ethnicity"]
+    assert [d.field for d in diff_page.context["differences"]] == ["MZ"]
 
 
 def test_chsi_is_wrong_without_a_campaign_is_refused_and_records_nothing(client, registrar, compared):
     rows, school, source = compared
     client.force_login(registrar)
-    page = decide(client, source, rows[0]["XH"], "name", SourceResolution.Decision.CHSI_WRONG)
+    page = decide(client, source, rows[0]["XH"], "XM", SourceResolution.Decision.CHSI_WRONG)
     assert "还没有核对活动" in page.content.decode()
     assert not SourceResolution.objects.exists()
     assert not Flag.objects.exists()
@@ -74,9 +74,9 @@ def test_chsi_is_wrong_without_a_campaign_is_refused_and_records_nothing(client,
 def test_school_record_wrong_is_kept_for_the_office_export(client, registrar, compared):
     rows, school, source = compared
     client.force_login(registrar)
-    decide(client, source, rows[1]["XH"], "ethnicity", SourceResolution.Decision.SOURCE_WRONG)
+    decide(client, source, rows[1]["XH"], "MZ", SourceResolution.Decision.SOURCE_WRONG)
     page = client.get(reverse("workspace:source_diff", args=[source.pk]), {"decision": "source_wrong"})
-    assert [(d.student_number, d.field) for d in page.context["differences"]] == [(rows[1]["XH"], "ethnicity")]
+    assert [(d.student_number, d.field) for d in page.context["differences"]] == [(rows[1]["XH"], "MZ")]
     assert not Flag.objects.exists()
 
 
@@ -85,7 +85,7 @@ def test_a_decision_on_no_difference_is_404(client, registrar, compared):
     client.force_login(registrar)
     response = client.post(
         reverse("workspace:source_decide", args=[source.pk]),
-        {"student_number": rows[3]["XH"], "field": "name", "decision": "no_action"},
+        {"student_number": rows[3]["XH"], "field": "XM", "decision": "no_action"},
     )
     assert response.status_code == 404
 
@@ -122,11 +122,11 @@ def test_the_export_holds_what_the_page_shows(client, registrar, compared):
 
     rows, school, source = compared
     client.force_login(registrar)
-    page = client.get(reverse("workspace:source_diff", args=[source.pk]), {"field": "name"})
+    page = client.get(reverse("workspace:source_diff", args=[source.pk]), {"field": "XM"})
     shown = [(d.student_number, d.chsi, d.source) for d in page.context["differences"]]
     assert 'value="source-differences"' in page.content.decode()
     response = client.post(
-        reverse("exports:export_create"), {"kind": "source-differences", "source": source.pk, "field": "name"}
+        reverse("exports:export_create"), {"kind": "source-differences", "source": source.pk, "field": "XM"}
     )
     assert response.status_code in (200, 302)
     export = Export.objects.get(kind="source-differences")

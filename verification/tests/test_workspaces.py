@@ -1150,6 +1150,7 @@ def measured_school(class_rows, tmp_path_factory):
     return school
 
 
+@pytest.mark.xdist_group("measured_school")  # one worker builds the school, not each of them
 class TestFixedNumberOfQueries:
     """2 classes × 3 students, then 6 classes × 10: the same number of queries.
 

@@ -58,7 +58,7 @@ def source_diff(request, source_id: int):
 
 class DecisionForm(forms.Form):
     student_number = forms.CharField(max_length=32)
-    field = forms.ChoiceField(choices=[(f.key, f.key) for f in roll_fields.ROLL_FIELDS])
+    field = forms.ChoiceField(choices=[(f.code, f.code) for f in roll_fields.ROLL_FIELDS])
     decision = forms.ChoiceField(choices=Decision.choices)
     # The list's filters, to come back to the same view.
     query = forms.CharField(required=False, max_length=500)

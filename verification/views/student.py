@@ -1,10 +1,12 @@
+import re
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.messages import get_messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
@@ -60,16 +62,46 @@ def checklist(request, campaign_id):
     return render(request, "verification/checklist.html", _checklist_context(request, checklist))
 
 
+_PLAIN_ARGUMENT = re.compile(r"[A-Za-z0-9_-]+\Z").match
+
+
+class _Addresses:
+    """``reverse(url_name, args=args)`` for routes of int, str and slug arguments, from formats reversed once
+    per URLconf and script prefix: each reverse() cost more than a row of the page (docs/performance.md §7)."""
+
+    # Placeholders reversed in place of a route's arguments (an int converter needs digits).
+    MARKS = ("7300000001", "7300000002")
+    _formats: dict[tuple, dict[str, str]] = {}
+
+    def __init__(self):
+        key = (get_urlconf() or settings.ROOT_URLCONF, get_script_prefix())
+        self.formats = self._formats.setdefault(key, {})
+
+    def __call__(self, url_name: str, *args) -> str:
+        texts = [str(arg) for arg in args]
+        if not all(map(_PLAIN_ARGUMENT, texts)):
+            return reverse(url_name, args=args)  # anything reverse() would quote or refuse
+        template = self.formats.get(url_name)
+        if template is None:
+            marks = self.MARKS[: len(args)]
+            template = reverse(url_name, args=marks).replace("{", "{{").replace("}", "}}")
+            for index, mark in enumerate(marks):
+                template = template.replace(mark, f"{{{index}}}")
+            self.formats[url_name] = template
+        return template.format(*texts)
+
+
 def _checklist_context(request, checklist) -> dict:
     student = checklist.student
     rows = selectors.own_checklist_rows(checklist)
-    # Each address from one reverse, not {% url %} per row (docs/performance.md §4).
-    confirm_url = reverse("verification:field_confirm", args=[checklist.campaign_id, "CODE"])
-    flag_url = reverse("verification:field_flag", args=[checklist.campaign_id, "CODE"])
     # A message about one field is shown in its row (extra_tags "at-field-<code>").
     at_field = {}
     for message in get_messages(request):
         at_field.setdefault(message.extra_tags, []).append(message)
+    campaign_id, _address = checklist.campaign_id, _Addresses()
+    # Field codes are the registry's (letters): each row's addresses from one format.
+    confirm_url = _address("verification:field_confirm", campaign_id, "CODE")
+    flag_url = _address("verification:field_flag", campaign_id, "CODE")
     for row in rows:
         code = row["code"]
         row["confirm_url"] = confirm_url.replace("/CODE/", f"/{code}/")
@@ -77,11 +109,10 @@ def _checklist_context(request, checklist) -> dict:
         row["messages"] = at_field.get(_at_field(code), ())
         if row["photo"]:
             photo = row["photo"]
-            url = reverse("students:photo", args=[student.pk, photo["kind"]])
+            url = _address("students:photo", student.pk, photo["kind"])
             photo["src"] = f"{url}?v={photo['photo'].sha256[:12]}"
         if row["flag"]:
-            row["flag_detail_url"] = reverse("verification:flag_detail", args=[row["flag"].pk])
-    support_url = reverse("verification:support_request", args=[checklist.campaign_id, "KIND"])
+            row["flag_detail_url"] = _address("verification:flag_detail", row["flag"].pk)
     return {
         "checklist": checklist,
         "campaign": checklist.campaign,
@@ -96,11 +127,16 @@ def _checklist_context(request, checklist) -> dict:
         # After the students' deadline a returned flag may still be amended, until the departments' one.
         "amend_returned": checklist.returned_amendable(),
         "deadline": checklist.own_deadline(),
-        "confirm_all_form": ConfirmAllForm(initial={"record_version": student.version}),
-        "confirm_rest_form": ConfirmRestForm(initial={"record_version": student.version}),
         "version": student.version,
+        "urls": {
+            "my_checks": _address("verification:my_checks"),
+            "confirm_all": _address("verification:confirm_all", campaign_id),
+            "confirm_rest": _address("verification:confirm_rest", campaign_id),
+            "help_index": _address("notices:help_index"),
+            "image_collection_code": _address("notices:help_article", "image-collection-code"),
+        },
         "support_kinds": [
-            {"label": kind.label, "url": support_url.replace("/KIND/", f"/{kind.value}/")}
+            {"label": kind.label, "url": _address("verification:support_request", campaign_id, kind.value)}
             for kind in SUPPORT_KINDS.values()
         ],
         "support_requests": helpdesk.tickets_of_checklist(checklist)

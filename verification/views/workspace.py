@@ -87,10 +87,13 @@ def dashboard(request):
     campaign = _campaign_or_none(request)
     departments = departments_for(request.user)
     department_id = _query(request)["department"]
+    may_sign_off = has_capability(request.user, "department.sign_off")
     if department_id:
         departments = departments.filter(pk=department_id)
-        if not departments.exists():
-            raise Http404
+    # One query for both the check and the sign-off rows.
+    listed = list(departments.order_by("name")) if department_id or may_sign_off else None
+    if department_id and not listed:
+        raise Http404
     context = {
         "campaign": campaign,
         "campaigns": selectors.campaign_choices(),
@@ -116,8 +119,8 @@ def dashboard(request):
                 campaign=campaign, department__in=departments, withdrawn_at__isnull=True
             )
         }
-        if has_capability(request.user, "department.sign_off"):
-            context["sign_offs"] = [(d, signed.get(d.pk)) for d in departments.order_by("name")]
+        if may_sign_off:
+            context["sign_offs"] = [(d, signed.get(d.pk)) for d in listed]
         context["departments"] = departments  # the notices card's rows (notices_tags.notice_read_rates)
     return render(request, "workspace/dashboard.html", context)
 
