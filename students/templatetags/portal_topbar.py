@@ -15,14 +15,12 @@ from django.templatetags.static import static
 from django.utils.safestring import mark_safe
 from django.utils.translation import get_language, gettext, gettext_noop
 
+from registrar_portal.html import escape
+
 register = template.Library()
 
 
-def _e(value) -> str:
-    # As {{ value }} prints it: str() first, then escaped unless marked safe (conditional_escape).
-    if not isinstance(value, str):
-        value = str(value)
-    return value.__html__() if hasattr(value, "__html__") else html.escape(value)
+_e = escape  # registrar_portal/html.py
 
 
 @functools.cache

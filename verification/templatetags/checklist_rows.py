@@ -9,7 +9,6 @@ engine escapes them (``conditional_escape``).
 """
 
 import functools
-import html
 
 from django import template
 from django.template.defaultfilters import linebreaks_filter, linebreaksbr
@@ -18,15 +17,12 @@ from django.utils.safestring import mark_safe
 from django.utils.timezone import template_localtime
 from django.utils.translation import get_language, gettext, gettext_noop, ngettext
 
+from registrar_portal.html import escape
+
 register = template.Library()
 
 
-def _e(value) -> str:
-    # As {{ value }} prints it: str() first (a lazy label, a Message), then escaped unless marked safe.  The
-    # same as conditional_escape (which is html.escape) without its lazy-argument wrapper, ~170 calls a page.
-    if not isinstance(value, str):
-        value = str(value)
-    return value.__html__() if hasattr(value, "__html__") else html.escape(value)
+_e = escape  # registrar_portal/html.py
 
 
 @functools.cache

@@ -10,16 +10,15 @@ the template engine escapes them), so the pages are unchanged.
 
 from django import template
 from django.urls import reverse
-from django.utils.html import conditional_escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
+
+from registrar_portal.html import escape
 
 register = template.Library()
 
 
-def _e(value) -> str:
-    # As {{ value }} prints it: str() first (a lazy name), then escaped unless marked safe.
-    return conditional_escape(value if isinstance(value, str) else str(value))
+_e = escape  # registrar_portal/html.py
 
 
 def _cells(counts) -> str:
