@@ -196,6 +196,50 @@ def _no_photos():
     return photos
 
 
+@cache
+def _own_photos_sql():
+    """``student.photos.all()`` as SQL built once per process, with the columns read into each ``Photo``: compiling
+    the prefetch's query cost most of what a photo adds to the student's card (docs/performance.md §7)."""
+    from django.db import connection
+
+    from students.models import Photo
+
+    fields = Photo._meta.concrete_fields
+    table = Photo._meta.db_table
+    quote = connection.ops.quote_name
+    converters = [
+        (index, converter, field)
+        for index, field in enumerate(fields)
+        for converter in field.get_db_converters(connection) + connection.ops.get_db_converters(field.get_col(table))
+    ]
+    columns = ", ".join(f"{quote(table)}.{quote(field.column)}" for field in fields)
+    sql = f"SELECT {columns} FROM {quote(table)} WHERE {quote(table)}.{quote('student_id')} = %s"
+    return sql, [field.attname for field in fields], converters
+
+
+def _prefetch_own_photos(student):
+    """What ``prefetch_related_objects([student], "photos")`` leaves: the student's photos as a result cache."""
+    from django.db import connection
+
+    from students.models import Photo
+
+    sql, attnames, converters = _own_photos_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [student.pk])
+        rows = cursor.fetchall()
+    photos, to_student = [], Photo._meta.get_field("student")
+    for row in rows:
+        values = list(row)
+        for index, converter, field in converters:
+            values[index] = converter(values[index], field, connection)
+        photo = Photo.from_db(connection.alias, attnames, values)
+        to_student.set_cached_value(photo, student)  # as the prefetch leaves it: photo.student is no query
+        photos.append(photo)
+    queryset = student.photos.all()
+    queryset._result_cache, queryset._prefetch_done = photos, True
+    student._prefetched_objects_cache = {**getattr(student, "_prefetched_objects_cache", {}), "photos": queryset}
+
+
 def own_checklist_rows(checklist: Checklist) -> list[dict]:
     """The student's own checklist page: ``checklist_rows`` as plain values, one dict per row.
 
@@ -207,7 +251,7 @@ def own_checklist_rows(checklist: Checklist) -> list[dict]:
     # From checklist_page_of_user: what is not there is not queried (any other checklist: everything is).
     holds = getattr(checklist, "holds", HOLDS)
     if "photos" in holds:
-        prefetch_related_objects([student], "photos")
+        _prefetch_own_photos(student)
     else:
         # Known empty, as a prefetch leaves it (a result cache): iterating a bare none() still compiles SQL,
         # and checked_fields and missing_photos both iterate it.
