@@ -181,8 +181,11 @@ def _run_import(request, path, pending: dict, mapping: dict | None):
     return report
 
 
-def _unmapped_headers(report, mapping: dict) -> list[str]:
-    """Headers the registrar could still map: the likeliest header row when none was found, else ignored columns."""
+def _headers_to_map(report, mapping: dict) -> list[str]:
+    """Headers the registrar is asked to map (the likeliest header row when none was found, else ignored columns),
+    when the import found errors or ignored columns; none otherwise."""
+    if not (report.errors or report.ignored_columns):
+        return []
     headers = report.header_candidates or report.ignored_columns
     return [h for h in headers if roll_fields.header_key(h) not in mapping and not importers.recognised_header(h)]
 
@@ -237,13 +240,13 @@ def roster_upload(request):
         }
         try:
             report = _run_import(request, _plain_path(token), pending, mapping)
-            if _unmapped_headers(report, mapping) and (report.errors or report.ignored_columns):
+            if _headers_to_map(report, mapping):
                 _pending_keep(token)
         finally:
             _plain_remove(token)
     if report is not None and pending is not None:
-        headers = _unmapped_headers(report, mapping)
-        if headers and (report.errors or report.ignored_columns):
+        headers = _headers_to_map(report, mapping)
+        if headers:
             # Keep the file so the registrar can map its columns without uploading it again.
             request.session["roster_pending"] = {**pending, "headers": headers, "mapping": mapping}
             mapping_form = ColumnMappingForm(headers=headers)

@@ -79,52 +79,63 @@ def _sees_only_own_record(user) -> bool:
     return user.is_authenticated and user.is_active and not user.is_superuser and user.role == user.Role.STUDENT
 
 
+class _ModelReader:
+    """A model's columns in a SELECT built by hand, and how the ORM would make an instance of them (its
+    converters: the encrypted ID number, JSON).  For the student's own pages, whose queries are built once per
+    process: compiling them through the ORM was a quarter of the page's CPU (docs/performance.md §7)."""
+
+    def __init__(self, model):
+        from django.db import connection
+
+        self.model, self.table = model, model._meta.db_table
+        fields = model._meta.concrete_fields
+        self.attnames = [f.attname for f in fields]
+        quote = connection.ops.quote_name
+        self.columns = ", ".join(f"{quote(self.table)}.{quote(f.column)}" for f in fields)
+        self.converters = [
+            (index, converter, f)
+            for index, f in enumerate(fields)
+            for converter in f.get_db_converters(connection) + connection.ops.get_db_converters(f.get_col(self.table))
+        ]
+
+    def read(self, values, connection):
+        """The instance of one row's values (``len(self.attnames)`` of them)."""
+        values = list(values)
+        for index, converter, f in self.converters:
+            values[index] = converter(values[index], f, connection)
+        return self.model.from_db(connection.alias, self.attnames, values)
+
+
 @cache
 def _own_checklist_page_sql():
     """``checklists_of_user`` for a student (``student__in=students_for(user)`` is then ``student.user = user``)
-    with its campaign and student and the holds mask, as SQL built once per process from the models: compiling
-    the ORM query was a quarter of the page's CPU (docs/performance.md §7).  Also the columns read into each
-    model, and the converters the ORM would apply (the encrypted ID number, the campaign's JSON)."""
-    from django.db import connection
-
+    with its campaign and student and the holds mask, as SQL built once per process (``_ModelReader``)."""
     from students.models import Student
 
-    parts = []
-    for model in (Checklist, Campaign, Student):
-        fields = model._meta.concrete_fields
-        table = model._meta.db_table
-        converters = []
-        for index, field in enumerate(fields):
-            found = field.get_db_converters(connection) + connection.ops.get_db_converters(field.get_col(table))
-            converters += [(index, converter, field) for converter in found]
-        parts.append((model, table, [f.attname for f in fields], [f.column for f in fields], converters))
-    checklist, campaign, student = (table for _m, table, _a, _c, _v in parts)
-    columns = ", ".join(f'"{table}"."{column}"' for _m, table, _a, cols, _v in parts for column in cols)
+    readers = [_ModelReader(model) for model in (Checklist, Campaign, Student)]
+    checklist, campaign, student = (f'"{reader.table}"' for reader in readers)
     sql = (
-        f'SELECT {columns}, {_holds_sql()} FROM "{checklist}" '
-        f'INNER JOIN "{campaign}" ON "{checklist}"."campaign_id" = "{campaign}"."id" '
-        f'INNER JOIN "{student}" ON "{checklist}"."student_id" = "{student}"."id" '
-        f'WHERE "{student}"."user_id" = %s AND "{campaign}"."opens_at" <= %s AND "{checklist}"."campaign_id" = %s'
+        f"SELECT {', '.join(reader.columns for reader in readers)}, {_holds_sql()} FROM {checklist} "
+        f'INNER JOIN {campaign} ON {checklist}."campaign_id" = {campaign}."id" '
+        f'INNER JOIN {student} ON {checklist}."student_id" = {student}."id" '
+        f'WHERE {student}."user_id" = %s AND {campaign}."opens_at" <= %s AND {checklist}."campaign_id" = %s'
     )
-    return sql, [(model, attnames, converters) for model, _t, attnames, _c, converters in parts]
+    return sql, readers
 
 
 def _own_checklist_page(user, campaign_id) -> Checklist:
     from django.db import connection
 
-    sql, parts = _own_checklist_page_sql()
+    sql, readers = _own_checklist_page_sql()
     with connection.cursor() as cursor:
         cursor.execute(sql, [user.pk, timezone.now(), campaign_id])
         row = cursor.fetchone()
     if row is None:
         raise Http404("No Checklist matches the given query.")
     instances, start = [], 0
-    for model, attnames, converters in parts:
-        values = list(row[start : start + len(attnames)])
-        for index, converter, field in converters:
-            values[index] = converter(values[index], field, connection)
-        instances.append(model.from_db(connection.alias, attnames, values))
-        start += len(attnames)
+    for reader in readers:
+        instances.append(reader.read(row[start : start + len(reader.attnames)], connection))
+        start += len(reader.attnames)
     checklist, campaign, student = instances
     Checklist._meta.get_field("campaign").set_cached_value(checklist, campaign)
     Checklist._meta.get_field("student").set_cached_value(checklist, student)
@@ -198,23 +209,12 @@ def _no_photos():
 
 @cache
 def _own_photos_sql():
-    """``student.photos.all()`` as SQL built once per process, with the columns read into each ``Photo``: compiling
-    the prefetch's query cost most of what a photo adds to the student's card (docs/performance.md §7)."""
-    from django.db import connection
-
+    """``student.photos.all()`` as SQL built once per process (``_ModelReader``): compiling the prefetch's query
+    cost most of what a photo adds to the student's card."""
     from students.models import Photo
 
-    fields = Photo._meta.concrete_fields
-    table = Photo._meta.db_table
-    quote = connection.ops.quote_name
-    converters = [
-        (index, converter, field)
-        for index, field in enumerate(fields)
-        for converter in field.get_db_converters(connection) + connection.ops.get_db_converters(field.get_col(table))
-    ]
-    columns = ", ".join(f"{quote(table)}.{quote(field.column)}" for field in fields)
-    sql = f"SELECT {columns} FROM {quote(table)} WHERE {quote(table)}.{quote('student_id')} = %s"
-    return sql, [field.attname for field in fields], converters
+    reader = _ModelReader(Photo)
+    return f'SELECT {reader.columns} FROM "{reader.table}" WHERE "{reader.table}"."student_id" = %s', reader
 
 
 def _prefetch_own_photos(student):
@@ -223,21 +223,20 @@ def _prefetch_own_photos(student):
 
     from students.models import Photo
 
-    sql, attnames, converters = _own_photos_sql()
+    sql, reader = _own_photos_sql()
     with connection.cursor() as cursor:
         cursor.execute(sql, [student.pk])
         rows = cursor.fetchall()
-    photos, to_student = [], Photo._meta.get_field("student")
-    for row in rows:
-        values = list(row)
-        for index, converter, field in converters:
-            values[index] = converter(values[index], field, connection)
-        photo = Photo.from_db(connection.alias, attnames, values)
+    photos, to_student = [reader.read(row, connection) for row in rows], Photo._meta.get_field("student")
+    for photo in photos:
         to_student.set_cached_value(photo, student)  # as the prefetch leaves it: photo.student is no query
-        photos.append(photo)
     queryset = student.photos.all()
     queryset._result_cache, queryset._prefetch_done = photos, True
-    student._prefetched_objects_cache = {**getattr(student, "_prefetched_objects_cache", {}), "photos": queryset}
+    _photos_known(student, queryset)
+
+
+def _photos_known(student, photos):
+    student._prefetched_objects_cache = {**getattr(student, "_prefetched_objects_cache", {}), "photos": photos}
 
 
 def own_checklist_rows(checklist: Checklist) -> list[dict]:
@@ -255,10 +254,7 @@ def own_checklist_rows(checklist: Checklist) -> list[dict]:
     else:
         # Known empty, as a prefetch leaves it (a result cache): iterating a bare none() still compiles SQL,
         # and checked_fields and missing_photos both iterate it.
-        student._prefetched_objects_cache = {
-            **getattr(student, "_prefetched_objects_cache", {}),
-            "photos": _no_photos(),
-        }
+        _photos_known(student, _no_photos())
     answers = {}
     if "answers" in holds:
         answers = {
