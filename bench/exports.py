@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Benchmark the big exports against XlsxWriter (constant_memory) writing the same cells.
 
-    .venv/bin/python bench/exports.py [--students 50000] [--repeat 3] [--database-url URL] [--json]
+    .venv/bin/python bench/exports.py [--students 50000] [--repeat 3] [--database-url URL] [--only NAMES]
+                                      [--keep] [--json]
 
 Builds a school on a fresh PostgreSQL database through the real roster import
 (a generated roster, as ``seed_demo --roster-only`` writes it, then
@@ -42,7 +43,9 @@ that peak memory is that process's own, and interleaved, ``--repeat`` times:
 Both are timed inside their process (the interpreter's and Django's start-up
 apart; whole-process wall times in ``wall_s``).  The median of each is
 reported, with the ratio a/b and peak memory.  Goal (issue 16): ratio ≤ 1.2×,
-memory flat in the number of rows.  The database is dropped afterwards.
+memory flat in the number of rows.  The database is dropped afterwards, unless ``--keep``: then it
+stays, and a later ``--keep`` run on the same database and size reuses its school (while iterating on one
+export, with ``--only``).
 """
 
 import argparse
@@ -190,34 +193,67 @@ def shell(script: str, *, env, **variables) -> tuple[float, int, str]:
     return run([PYTHON, "manage.py", "shell", "-v", "0", "-c", script], env)
 
 
-def measure(students: int, database_url: str, repeat: int = 3) -> list[dict]:
+# A school already built by an earlier ``--keep`` run: its campaign and number of checklists, or nothing.
+KEPT = """
+from verification.models import Campaign, Checklist
+campaign = Campaign.objects.filter(name="2025级新生学籍核对").order_by("pk").last()
+print(campaign.pk if campaign else 0, Checklist.objects.filter(campaign=campaign).count() if campaign else 0)
+"""
+
+
+def kept_school(database_url: str, env) -> tuple[int, int] | None:
+    """The campaign and checklist count of a school kept by ``--keep``, if the database holds one."""
+    import psycopg2
+
+    try:
+        psycopg2.connect(database_url).close()
+    except psycopg2.OperationalError:
+        return None
+    try:
+        campaign_id, checklists = map(int, shell(KEPT, env=env)[2].split())
+    except SystemExit:  # no tables
+        return None
+    return (campaign_id, checklists) if campaign_id else None
+
+
+def measure(
+    students: int, database_url: str, repeat: int = 3, *, only: list[str] | None = None, keep: bool = False
+) -> list[dict]:
     OUT.mkdir(parents=True, exist_ok=True)
+    exports = {name: kind for name, kind in EXPORTS.items() if not only or name in only or kind in only}
     env = {**os.environ, "DEBUG": "1", "DATABASE_URL": database_url, "REDIS_URL": "", "LOG_LEVEL": "WARNING"}
     # Its own roster file: the import benchmark may be reading roster-N.xlsx at the same time.
     roster = OUT / f"export-roster-{students}.xlsx"
     if not roster.exists():
         run([PYTHON, "manage.py", "seed_demo", "--students", str(students), "--xlsx", roster, "--roster-only"], env)
-    files = {name: (OUT / f"{name}.pickle", OUT / f"{name}-floor.xlsx", OUT / f"{name}.xlsx") for name in EXPORTS}
-    floor = {name: [] for name in EXPORTS}
-    ours = {name: [] for name in EXPORTS}
-    fresh_database(database_url)
+    files = {name: (OUT / f"{name}.pickle", OUT / f"{name}-floor.xlsx", OUT / f"{name}.xlsx") for name in exports}
+    floor = {name: [] for name in exports}
+    ours = {name: [] for name in exports}
+    kept = kept_school(database_url, env) if keep else None
+    if kept and kept[1] != students:
+        kept = None
     try:
-        run([PYTHON, "manage.py", "migrate", "-v", "0"], env)
-        run([PYTHON, "manage.py", "import_roster", roster, "--format", "json"], env)
-        campaign_id, checklists = map(int, shell(SETUP, env=env)[2].split())
+        if kept:
+            campaign_id, checklists = kept
+        else:
+            fresh_database(database_url)
+            run([PYTHON, "manage.py", "migrate", "-v", "0"], env)
+            run([PYTHON, "manage.py", "import_roster", roster, "--format", "json"], env)
+            campaign_id, checklists = map(int, shell(SETUP, env=env)[2].split())
         assert checklists == students, checklists
-        for name, kind in EXPORTS.items():
+        for name, kind in exports.items():
             cells, _floor_file, export_file = files[name]
             # One export first, unmeasured: the floor writes its cells.
             shell(EXPORT, env=env, kind=kind, campaign=campaign_id, target=export_file)
             run([PYTHON, "-c", DUMP, export_file, cells], env)
         for _ in range(repeat):
-            for name, kind in EXPORTS.items():
+            for name, kind in exports.items():
                 cells, floor_file, export_file = files[name]
                 floor[name].append(run([PYTHON, "-c", FLOOR_WRITE, cells, floor_file], env))
                 ours[name].append(shell(EXPORT, env=env, kind=kind, campaign=campaign_id, target=export_file))
     finally:
-        drop_database(database_url)
+        if not keep:
+            drop_database(database_url)
         file_bytes = {name: export.stat().st_size for name, (_c, _f, export) in files.items() if export.exists()}
         for paths in files.values():
             for path in paths:
@@ -227,7 +263,7 @@ def measure(students: int, database_url: str, repeat: int = 3) -> list[dict]:
         return statistics.median(float(out.split()[1]) for _s, _mb, out in runs)
 
     results = []
-    for name in EXPORTS:
+    for name in exports:
         for _s, _mb, out in ours[name]:
             assert int(out.split()[0]) >= students, f"{name}: {out}"
         results.append(
@@ -248,9 +284,14 @@ def main():
         "--database-url",
         default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rollcheck_bench_export"),
     )
+    parser.add_argument("--only", help="comma-separated row names or export keys (default: all)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the database afterwards and reuse a school it already holds"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    results = measure(args.students, args.database_url, args.repeat)
+    only = args.only.split(",") if args.only else None
+    results = measure(args.students, args.database_url, args.repeat, only=only, keep=args.keep)
     (OUT / f"exports-{args.students}.json").write_text(json.dumps(results, indent=2))
     for result in results:
         if args.json:

@@ -66,8 +66,6 @@ from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from registrar_portal.celery import enqueue as enqueue_task
-
 from . import robots
 from .models import OutboxRow, SendStatus
 
@@ -331,6 +329,9 @@ def stream(name: str) -> Stream:
 
 def enqueue(stream_name: str, ids, *, countdown: float | None = None) -> bool:
     """Queue rows for sending, in chunks; False if the broker refused (the rows are then due at once)."""
+    # Here, not at the top: the admin imports this module, and Celery cost every command's start-up.
+    from registrar_portal.celery import enqueue as enqueue_task
+
     task = import_string(stream(stream_name).task)
     ids = list(ids)
     refused = []

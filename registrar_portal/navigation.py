@@ -168,6 +168,11 @@ def _monitor_and_unread(request, user) -> bool:
     from notices.models import Message
     from students.models import ClassGroup
 
+    # A page that already asked, in its own query, leaves the answers here (the student's checklist).
+    known = getattr(request, "navigation_answers", None)
+    if known is not None:
+        monitor, request.unread_messages_count = known
+        return bool(monitor) and user.is_active
     monitors, messages = ClassGroup.monitors.through._meta.db_table, Message._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(

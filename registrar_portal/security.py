@@ -12,6 +12,7 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
@@ -27,9 +28,18 @@ def is_staff_account(user) -> bool:
     return has_capability(user, "workspace.use")
 
 
-def _limits(user) -> tuple[int, int]:
+def _is_staff_request(request, user) -> bool:
+    """``is_staff_account`` decided once per request for both middlewares below (kept with its user: a sign-in
+    or sign-out inside the request changes it)."""
+    known = getattr(request, "_staff_account", None)
+    if known is None or known[0] is not user:
+        known = request._staff_account = (user, is_staff_account(user))
+    return known[1]
+
+
+def _limits(user, request=None) -> tuple[int, int]:
     """(idle, absolute) seconds: staff sessions are shorter than students'."""
-    if not is_staff_account(user):
+    if not (is_staff_account(user) if request is None else _is_staff_request(request, user)):
         return settings.SESSION_IDLE_SECONDS_STUDENT, settings.SESSION_MAX_SECONDS_STUDENT
     return settings.SESSION_IDLE_SECONDS_STAFF, settings.SESSION_MAX_SECONDS_STAFF
 
@@ -44,7 +54,7 @@ class SessionPolicyMiddleware:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             now = time.time()
-            idle, absolute = _limits(user)
+            idle, absolute = _limits(user, request)
             started = request.session.get(STARTED, now)
             seen = request.session.get(SEEN, now)
             if now - seen > idle or now - started > absolute:
@@ -82,7 +92,7 @@ class SecondFactorMiddleware:
 
     def __call__(self, request):
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and is_staff_account(user):
+        if user is not None and user.is_authenticated and _is_staff_request(request, user):
             target = self._required_step(request, user)
             if target is not None:
                 return self._send_to(request, target)
@@ -155,15 +165,36 @@ def _session_started(sender, request, user, **kwargs):
 
     if request is None or not hasattr(request, "session"):
         return
-    # Django's login() keeps the session key when the same user signs in again; a sign-in always rotates it.
+    # A sign-in always rotates the session key.  Django's login() has already done so unless the same user
+    # signs in again: rotate here only when the key is still the one the browser sent (cycling it twice cost
+    # a new key's queries again).  A key made in this request was never seen by the browser.
     old = request.session.session_key
-    request.session.cycle_key()
-    if old:
-        UserSession.objects.filter(session_key=old).delete()
+    if old is None or old == request.COOKIES.get(settings.SESSION_COOKIE_NAME):
+        request.session.cycle_key()
+        if old:
+            UserSession.objects.filter(session_key=old).delete()
     now = time.time()
     request.session[STARTED] = now
     request.session[SEEN] = now
-    UserSession.objects.update_or_create(session_key=request.session.session_key, defaults={"user": user})
+    _track_session(request.session.session_key, user)
+
+
+def _track_session(session_key: str, user) -> None:
+    """Records the session as the user's (students.UserSession) in one statement, outside a transaction of its
+    own: the key is new, but a stale row of a purged session could in theory hold it."""
+    from django.db import connections, router
+
+    from students.models import UserSession
+
+    connection = connections[router.db_for_write(UserSession)]
+    table = connection.ops.quote_name(UserSession._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'INSERT INTO {table} ("user_id", "session_key", "created_at") VALUES (%s, %s, %s) '
+            'ON CONFLICT ("session_key") DO UPDATE SET "user_id" = excluded."user_id", '
+            '"created_at" = excluded."created_at"',
+            [user.pk, session_key, connection.ops.adapt_datetimefield_value(timezone.now())],
+        )
 
 
 @receiver(user_logged_out)

@@ -6,6 +6,7 @@ in-process, e-mail printed to the console).  ``DATABASE_URL`` and
 project root is read too (``bin/start`` writes one for development).
 """
 
+import importlib.util
 from pathlib import Path
 
 import environ
@@ -13,6 +14,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# django-ninja (the REST API, verification/api.py) is not an installed app: that imported the whole
+# library and pydantic (~0.5 s) in every process.  Its docs page's templates and static files are
+# found by path instead, without importing it, and served locally (verification/api.py's docs).
+NINJA_DIR = Path(importlib.util.find_spec("ninja").submodule_search_locations[0])
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
@@ -48,7 +53,6 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_cas_ng",
-    "ninja",  # the REST API (verification/api.py); serves its docs' static files locally
     "django_htmx",  # serves htmx itself (the student checklist answers a field in place)
     "students",
     "verification",
@@ -72,7 +76,8 @@ MIDDLEWARE = [
     # before any page; registrar staff enrol one first when REQUIRE_2FA_FOR_REGISTRAR is on.
     "registrar_portal.security.SecondFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    # django-csp's, with the policy built once per process.
+    "registrar_portal.middleware.CSPMiddleware",
     "registrar_portal.security.NoStoreMiddleware",
     # Last, so that it sees the outcome of the sign-in views.
     "axes.middleware.AxesMiddleware",
@@ -87,7 +92,7 @@ WSGI_APPLICATION = "registrar_portal.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [BASE_DIR / "templates", NINJA_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -190,7 +195,7 @@ USE_TZ = True
 # Files
 # ------------------------------------------------------------------------------
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [BASE_DIR / "static", NINJA_DIR / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 # whitenoise serves static files with far-future caching once collectstatic has run.
 STORAGES = {

@@ -19,6 +19,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from ninja import File, Form, NinjaAPI, Router, Schema
 from ninja.files import UploadedFile
+from ninja.openapi.docs import ABS_TPL_PATH, Swagger
 from ninja.responses import Status
 from ninja.security import HttpBearer
 
@@ -51,6 +52,14 @@ class ClientToken(HttpBearer):
         return client
 
 
+class LocalSwagger(Swagger):
+    """Swagger UI from ninja's own static files, not a CDN.  ninja renders ``template_cdn`` unless
+    "ninja" is an installed app; it is not (it cost every process ~0.5 s of imports), and its
+    templates and static files are found by path instead (settings.NINJA_DIR)."""
+
+    template_cdn = str(ABS_TPL_PATH / "swagger.html")
+
+
 api = NinjaAPI(
     title="Roll Check API",
     version="1",
@@ -58,6 +67,7 @@ api = NinjaAPI(
     "update contact details.  Scoped like the client's role; ID numbers masked unless the client may reveal them.",
     urls_namespace="api-v1",
     auth=ClientToken(),
+    docs=LocalSwagger(),
 )
 
 

@@ -8,6 +8,7 @@ pivoted here (docs/performance.md §2, decision 4).
 import datetime
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cache
 
 from django.db import connection, transaction
 from django.db.models import BooleanField, Count, DateTimeField, ExpressionWrapper, Func, Q, QuerySet, Sum, Value
@@ -15,9 +16,9 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from students.models import ClassGroup, Cohort, Department
+from students.models import ClassGroup, Cohort, Department, Student
 
-from .models import Campaign, Checklist, ChecklistCount, FinishCount
+from .models import Campaign, Checklist, ChecklistCount, DepartmentSignOff, FinishCount, SupportRequest
 
 State = Checklist.State
 
@@ -29,8 +30,8 @@ class DateBin(Func):
     output_field = DateTimeField()
 
 
-def finish_day(campaign: Campaign, field_name: str = "finished_at"):
-    """The local day of each first finish, as an expression to group by.
+def _day_origin(campaign: Campaign):
+    """The local midnight from which whole days give the local days of ``campaign``'s finishes, or None.
 
     ``TruncDate`` converts every row's time to the local zone (a third of the school
     aggregate's time at 50,000 students).  Where the zone's offset is the same on every
@@ -43,6 +44,14 @@ def finish_day(campaign: Campaign, field_name: str = "finished_at"):
     days = (timezone.localdate() - first).days + 2
     offsets = {(origin + datetime.timedelta(days=n)).utcoffset() for n in range(max(days, 1))}
     if connection.vendor != "postgresql" or len(offsets) != 1:
+        return None
+    return origin
+
+
+def finish_day(campaign: Campaign, field_name: str = "finished_at"):
+    """The local day of each first finish, as an expression to group by (``_day_origin``)."""
+    origin = _day_origin(campaign)
+    if origin is None:
         return TruncDate(field_name)
     return DateBin(Value(datetime.timedelta(days=1)), field_name, Value(origin))
 
@@ -147,33 +156,70 @@ class NoClass:
         return gettext("未分班")
 
 
-def class_progress(
-    *, campaign: Campaign, departments: QuerySet, classes: QuerySet | None = None
-) -> tuple[list[tuple], Counts]:
+def _ids(objects) -> list[int]:
+    """Ids of departments or classes given as a queryset (one query), objects or ids."""
+    if isinstance(objects, QuerySet):
+        return list(objects.values_list("pk", flat=True))
+    return [getattr(item, "pk", item) for item in objects]
+
+
+def _in(column: str, ids: list) -> str:
+    return f"{column} IN ({', '.join(['%s'] * len(ids))})"
+
+
+@cache
+def _tables() -> dict:
+    """The tables the hand-built count queries read, by the models' names for them."""
+    models = {
+        "count": ChecklistCount,
+        "finish": FinishCount,
+        "department": Department,
+        "class": ClassGroup,
+        "cohort": Cohort,
+    }
+    return {key: connection.ops.quote_name(model._meta.db_table) for key, model in models.items()}
+
+
+@cache
+def _class_progress_sql() -> str:
+    """``class_progress``'s query, built once per process: compiling it through the ORM cost more than
+    running it (docs/performance.md §6).  ``{scope}`` is the departments' (and classes') ``IN`` lists."""
+    t = _tables()
+    return (
+        "SELECT c.department_id, d.name, d.code, c.class_group_id, g.name, c.state, SUM(c.n), "
+        "SUM(CASE WHEN c.finished THEN c.n ELSE 0 END) "
+        f"FROM {t['count']} c LEFT OUTER JOIN {t['department']} d ON d.id = c.department_id "
+        f"LEFT OUTER JOIN {t['class']} g ON g.id = c.class_group_id "
+        "WHERE c.campaign_id = %s AND c.n <> 0 AND {scope} "
+        "GROUP BY c.department_id, d.name, d.code, c.class_group_id, g.name, c.state"
+    )
+
+
+def class_progress(*, campaign: Campaign, departments, classes=None) -> tuple[list[tuple], Counts]:
     """[(class or NoClass, Counts)] for the classes of some departments (or only ``classes``: a
-    counsellor's), plus their total.
+    counsellor's), plus their total.  ``departments`` and ``classes``: querysets, instances or ids.
 
     Grouped by department too, so that students without a class still count in their own
-    department.  One query, over the counts the triggers keep (``ChecklistCount``: a few rows a
-    class) with the classes' and departments' names joined, not over the checklists
-    (docs/performance.md §6).
+    department.  One query (one more for each queryset given), over the counts the triggers keep
+    (``ChecklistCount``: a few rows a class) with the classes' and departments' names joined, not
+    over the checklists (docs/performance.md §6).
     """
     groups: dict = defaultdict(Counts)
     places: dict = {}
     total = Counts()
-    counted = ChecklistCount.objects.filter(campaign=campaign, department__in=departments.values("pk"))
-    if classes is not None:
-        counted = counted.filter(class_group__in=classes.values("pk"))
-    grouped = (
-        counted.values_list(
-            "department_id", "department__name", "department__code", "class_group_id", "class_group__name", "state"
+    department_ids = _ids(departments)
+    class_ids = None if classes is None else _ids(classes)
+    if not department_ids or class_ids == []:
+        return [], total
+    scope = _in("c.department_id", department_ids)
+    if class_ids is not None:
+        scope += " AND " + _in("c.class_group_id", class_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _class_progress_sql().replace("{scope}", scope), [campaign.pk, *department_ids, *(class_ids or ())]
         )
-        .annotate(total=Sum("n"), finished_once=Sum("n", filter=Q(finished=True)))
-        .order_by()
-    )
+        grouped = cursor.fetchall()
     for department_id, department_name, code, class_id, class_name, state, n, finished_once in grouped:
-        if not n:
-            continue
         key = (department_id, class_id or None)
         groups[key].add_row(state, n, finished_once or 0)
         total.add_row(state, n, finished_once or 0)
@@ -205,33 +251,54 @@ def finishes_per_day(*, campaign: Campaign) -> dict:
     return {day: n for day, n in per_day.items() if n}
 
 
+@cache
+def _school_counts_sql(no_day: str = "NULL") -> str:
+    """``school_overview``'s counts by department, cohort, state and "finished once", built once per process
+    (a last column, ``no_day``, to stand beside the days in ``_school_overview_sql``)."""
+    t = _tables()
+    return (
+        "SELECT c.department_id, d.name, d.code, c.cohort_id, h.admission_year, h.level, c.state, c.finished, "
+        f"SUM(c.n), {no_day} FROM {t['count']} c LEFT OUTER JOIN {t['department']} d ON d.id = c.department_id "
+        f"LEFT OUTER JOIN {t['cohort']} h ON h.id = c.cohort_id WHERE c.campaign_id = %s AND c.n <> 0 "
+        "GROUP BY c.department_id, d.name, d.code, c.cohort_id, h.admission_year, h.level, c.state, c.finished"
+    )
+
+
+@cache
+def _school_overview_sql() -> str:
+    """The counts and, in the same statement, the first finishes by local day (PostgreSQL's ``date_bin``
+    from a local midnight, ``finish_day``): rows whose state is NULL are days."""
+    return (
+        _school_counts_sql("NULL::timestamptz")
+        + " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, SUM(f.n), "
+        f"date_bin(INTERVAL '1 day', f.quarter, %s) FROM {_tables()['finish']} f "
+        "WHERE f.campaign_id = %s AND f.n <> 0 GROUP BY 10"
+    )
+
+
 def school_overview(*, campaign: Campaign) -> tuple[list[tuple], list[tuple], Counts, dict]:
     """[(department, Counts)], [(cohort, Counts)], the school total and {day: first finishes}
-    (for ``daily_progress``).  Two queries.
+    (for ``daily_progress``).  One query on PostgreSQL (two elsewhere).
 
     Read from the counts the triggers keep (``ChecklistCount``, ``FinishCount``), with the
     departments' and cohorts' names joined: a few hundred rows, however many students
-    (docs/performance.md §6).
+    (docs/performance.md §6), by SQL built once per process.
     """
     by_department, by_cohort, total = defaultdict(Counts), defaultdict(Counts), Counts()
     departments, cohorts = {}, {}
-    grouped = (
-        ChecklistCount.objects.filter(campaign=campaign)
-        .values_list(
-            "department_id",
-            "department__name",
-            "department__code",
-            "cohort_id",
-            "cohort__admission_year",
-            "cohort__level",
-            "state",
-            "finished",
-        )  # fmt: skip
-        .annotate(total=Sum("n"))
-        .order_by()
-    )
-    for department_id, department_name, code, cohort_id, year, level, state, finished, n in grouped:
-        if not n:
+    origin = _day_origin(campaign)
+    with connection.cursor() as cursor:
+        if origin is not None:
+            cursor.execute(_school_overview_sql(), [campaign.pk, origin, campaign.pk])
+            per_day = None
+        else:
+            cursor.execute(_school_counts_sql(), [campaign.pk])
+            per_day = finishes_per_day(campaign=campaign)
+        grouped = cursor.fetchall()
+    days = {}
+    for department_id, department_name, code, cohort_id, year, level, state, finished, n, day in grouped:
+        if state is None:
+            days[day_of(day)] = n
             continue
         department_id, cohort_id = department_id or None, cohort_id or None
         by_department[department_id].add(state, n, finished)
@@ -243,7 +310,7 @@ def school_overview(*, campaign: Campaign) -> tuple[list[tuple], list[tuple], Co
             cohorts[cohort_id] = Cohort(id=cohort_id, admission_year=year, level=level)
     department_rows = sorted(((departments[k], v) for k, v in by_department.items() if k), key=lambda row: row[0].name)
     cohort_rows = sorted(((cohorts.get(k), v) for k, v in by_cohort.items()), key=lambda row: str(row[0]))
-    return department_rows, cohort_rows, total, finishes_per_day(campaign=campaign)
+    return department_rows, cohort_rows, total, days if per_day is None else per_day
 
 
 def school_progress(*, campaign: Campaign) -> tuple[list[tuple], list[tuple], Counts]:
@@ -264,7 +331,8 @@ def daily_progress(
     Drawn from each student's first finish, which a later reopening (a changed value, a
     returned flag) keeps: the line never goes down for days already past.
     """
-    counted = Checklist.objects.filter(campaign=campaign).exclude(state=State.EXCLUDED)
+    if total is None or per_day is None:
+        counted = Checklist.objects.filter(campaign=campaign).exclude(state=State.EXCLUDED)
     if total is None:
         total = counted.count()
     if per_day is None:
@@ -379,3 +447,93 @@ def rebuild_counts(*, campaign: Campaign | None = None):
             cursor.execute("LOCK TABLE verification_checklist IN SHARE MODE")
         for statement in statements:
             cursor.execute(statement)  # no parameters: the SQL has % signs
+
+
+# ---------------------------------------------------------------------------
+# The rest of a dashboard's data, as SQL built once per process (docs/performance.md §6): the ORM's
+# compilation of these small queries cost more CPU than the database's work on them.
+# ---------------------------------------------------------------------------
+
+
+@cache
+def _campaigns_sql():
+    from .selectors import _ModelReader
+
+    reader = _ModelReader(Campaign)
+    return f'SELECT {reader.columns} FROM "{reader.table}" ORDER BY "{reader.table}"."opens_at" DESC', reader
+
+
+def workspace_campaigns(campaign_id=None) -> tuple[Campaign | None, list[Campaign]]:
+    """The campaign a dashboard shows, chosen as ``selectors.campaign_for_workspace`` chooses it (the one
+    asked for, else the latest open one that has opened, else the latest that has opened, else the latest),
+    and every campaign for the picker, newest first: one query (a school has a few campaigns a year)."""
+    sql, reader = _campaigns_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        campaigns = [reader.read(row, connection) for row in cursor.fetchall()]
+    if campaign_id:
+        return next((c for c in campaigns if c.pk == campaign_id), None), campaigns
+    now = timezone.now()
+    opened = [c for c in campaigns if c.opens_at <= now]
+    chosen = next((c for c in opened if c.closed_at is None), None) or next(iter(opened), None)
+    return chosen or next(iter(campaigns), None), campaigns
+
+
+@cache
+def _tickets_sql() -> tuple[str, str]:
+    q = connection.ops.quote_name
+    tickets, checklists, students = (q(m._meta.db_table) for m in (SupportRequest, Checklist, Student))
+    school = f"SELECT t.status, COUNT(*) FROM {tickets} t WHERE t.status IN (%s, %s) GROUP BY t.status"
+    departments = (
+        f"SELECT t.status, COUNT(*) FROM {tickets} t INNER JOIN {checklists} k ON k.id = t.checklist_id "
+        f"INNER JOIN {students} s ON s.id = k.student_id WHERE t.status IN (%s, %s) AND {{scope}} GROUP BY t.status"
+    )
+    return school, departments
+
+
+def open_tickets(*, department_ids: list | None = None) -> dict[str, int]:
+    """Open tickets for a dashboard (``new``, ``in_progress``, ``open``) of some departments (their students') or
+    the school: one query by SQL built once per process."""
+    T = SupportRequest.Status
+    counts = {T.NEW.value: 0, T.IN_PROGRESS.value: 0}
+    if department_ids == []:
+        return {"new": 0, "in_progress": 0, "open": 0}
+    school, departments = _tickets_sql()
+    with connection.cursor() as cursor:
+        if department_ids is None:
+            cursor.execute(school, [T.NEW.value, T.IN_PROGRESS.value])
+        else:
+            cursor.execute(
+                departments.replace("{scope}", _in("s.department_id", department_ids)),
+                [T.NEW.value, T.IN_PROGRESS.value, *department_ids],
+            )
+        counts.update(cursor.fetchall())
+    new, in_progress = counts[T.NEW.value], counts[T.IN_PROGRESS.value]
+    return {"new": new, "in_progress": in_progress, "open": new + in_progress}
+
+
+@cache
+def _sign_offs_sql():
+    from .selectors import _ModelReader
+
+    reader = _ModelReader(DepartmentSignOff)
+    return (
+        f'SELECT {reader.columns} FROM "{reader.table}" WHERE "{reader.table}"."campaign_id" = %s '
+        f'AND "{reader.table}"."withdrawn_at" IS NULL',
+        reader,
+    )
+
+
+def current_sign_offs(*, campaign: Campaign, department_ids: list | None = None) -> dict:
+    """{department id: its sign-off not withdrawn} for a campaign (of some departments): one query."""
+    sql, reader = _sign_offs_sql()
+    params = [campaign.pk]
+    if department_ids is not None:
+        if not department_ids:
+            return {}
+        sql += f' AND "{reader.table}".' + _in('"department_id"', department_ids)
+        params += department_ids
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        sign_offs = [reader.read(row, connection) for row in cursor.fetchall()]
+    return {s.department_id: s for s in sign_offs}

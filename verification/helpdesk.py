@@ -105,18 +105,6 @@ def status_counts(user) -> dict[str, int]:
     return counts
 
 
-def open_counts(*, departments=None) -> dict[str, int]:
-    """Open tickets for a dashboard: ``new``, ``in_progress`` and ``open``, of some departments or the school."""
-    tickets = SupportRequest.objects.filter(status__in=SupportRequest.OPEN)
-    if departments is not None:
-        tickets = tickets.filter(checklist__student__department__in=departments)
-    counts = tickets.aggregate(
-        new=Count("id", filter=Q(status=T.NEW)), in_progress=Count("id", filter=Q(status=T.IN_PROGRESS))
-    )
-    counts["open"] = counts["new"] + counts["in_progress"]
-    return counts
-
-
 def assignees() -> QuerySet:
     """Who a ticket may be assigned to: active registrar staff."""
     User = get_user_model()

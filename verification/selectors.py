@@ -110,15 +110,26 @@ class _ModelReader:
 def _own_checklist_page_sql():
     """``checklists_of_user`` for a student (``student__in=students_for(user)`` is then ``student.user = user``)
     with its campaign and student and the holds mask, as SQL built once per process (``_ModelReader``)."""
-    from students.models import Student
+    from django.apps import apps
+
+    from students.models import ClassGroup, Student
 
     readers = [_ModelReader(model) for model in (Checklist, Campaign, Student)]
     checklist, campaign, student = (f'"{reader.table}"' for reader in readers)
+    # The top bar's two questions (registrar_portal/navigation.py), which were a query of their own.  The
+    # messages are notices' (an app built on this one): named through the registry, not imported.
+    monitors = ClassGroup.monitors.through._meta.db_table
+    messages = apps.get_model("notices", "Message")._meta.db_table
+    navigation = (
+        f'EXISTS (SELECT 1 FROM "{monitors}" WHERE "user_id" = %(user)s), '
+        f'(SELECT COUNT(*) FROM "{messages}" WHERE "user_id" = %(user)s AND "read_at" IS NULL)'
+    )
     sql = (
-        f"SELECT {', '.join(reader.columns for reader in readers)}, {_holds_sql()} FROM {checklist} "
+        f"SELECT {', '.join(reader.columns for reader in readers)}, {_holds_sql()}, {navigation} FROM {checklist} "
         f'INNER JOIN {campaign} ON {checklist}."campaign_id" = {campaign}."id" '
         f'INNER JOIN {student} ON {checklist}."student_id" = {student}."id" '
-        f'WHERE {student}."user_id" = %s AND {campaign}."opens_at" <= %s AND {checklist}."campaign_id" = %s'
+        f'WHERE {student}."user_id" = %(user)s AND {campaign}."opens_at" <= %(now)s '
+        f'AND {checklist}."campaign_id" = %(campaign)s'
     )
     return sql, readers
 
@@ -128,7 +139,7 @@ def _own_checklist_page(user, campaign_id) -> Checklist:
 
     sql, readers = _own_checklist_page_sql()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [user.pk, timezone.now(), campaign_id])
+        cursor.execute(sql, {"user": user.pk, "now": timezone.now(), "campaign": campaign_id})
         row = cursor.fetchone()
     if row is None:
         raise Http404("No Checklist matches the given query.")
@@ -140,6 +151,8 @@ def _own_checklist_page(user, campaign_id) -> Checklist:
     Checklist._meta.get_field("campaign").set_cached_value(checklist, campaign)
     Checklist._meta.get_field("student").set_cached_value(checklist, student)
     checklist.holds_mask = row[start]
+    # For the top bar: whether the student monitors a class, and the unread-message count.
+    checklist.navigation_answers = (bool(row[start + 1]), row[start + 2])
     return checklist
 
 

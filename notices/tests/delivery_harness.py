@@ -185,7 +185,8 @@ class RobotServer:
         return Handler
 
     def __enter__(self):
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # shutdown() waits up to one poll interval: the default 0.5 s cost every test that much.
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True)
         self.thread.start()
         return self
 

@@ -17,8 +17,9 @@ nothing (no row, no file), an allowed one changed something.  A URL name
 without a row fails ``test_every_url_has_a_row``.
 """
 
-import copy
 import datetime
+import os
+import pickle
 import shutil
 import sys
 import types
@@ -31,8 +32,8 @@ import pytest
 from django.apps import apps
 from django.conf import settings
 from django.db import connection
-from django.test import Client, override_settings
-from django.urls import URLResolver, get_resolver, include, path, reverse
+from django.test import override_settings
+from django.urls import URLResolver, get_resolver, get_urlconf, include, path, reverse
 from django.utils import timezone, translation
 
 from notices import digests
@@ -47,6 +48,7 @@ from students.tests.factories import (
     SecretaryFactory,
     UserFactory,
 )
+from students.tests.sessions import resume, session_of
 from verification import services
 from verification.exports import services as export_services
 from verification.models import Campaign
@@ -178,9 +180,29 @@ def build_cast() -> Cast:
 
 
 def _files_of(root: Path) -> dict:
-    """Each file and folder with its size, modification time and inode: any case that wrote, replaced or
-    removed something under ``root`` changes it."""
-    return {p: (s.st_size, s.st_mtime_ns, s.st_ino) for p in root.rglob("*") if (s := p.stat())}
+    """Each file and folder under ``root`` (by its path relative to it) with its size, modification time and
+    inode: any case that wrote, replaced or removed something changes it.
+
+    ``os.scandir`` hands back what a walk needs without a ``stat`` call per entry on most systems;
+    ``Path.rglob`` and a ``stat`` per path were most of the time of this check, which runs for every case.
+    """
+    found = {}
+    pending = [(str(root), "")]
+    while pending:
+        folder, prefix = pending.pop()
+        try:
+            entries = os.scandir(folder)
+        except FileNotFoundError:
+            continue
+        with entries:
+            for entry in entries:
+                name = prefix + entry.name
+                s = entry.stat(follow_symlinks=False)
+                is_folder = entry.is_dir(follow_symlinks=False)
+                found[name] = (is_folder, s.st_size, s.st_mtime_ns, s.st_ino)
+                if is_folder:
+                    pending.append((entry.path, name + "/"))
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -202,26 +224,25 @@ def shared_cast(module_rows, tmp_path_factory):
         built = build_cast()
         for persona, user in built.users.items():
             if user is not None:
-                signed_in = Client()
-                signed_in.force_login(user)
-                built.sessions[persona] = signed_in.cookies[settings.SESSION_COOKIE_NAME].value
+                built.sessions[persona] = session_of(user)
     work = tmp_path_factory.mktemp("matrix-private-work")
     shutil.copytree(pristine, work, dirs_exist_ok=True)
-    return built, pristine, work, [_files_of(work)]
+    return pickle.dumps(built, pickle.HIGHEST_PROTOCOL), pristine, work, [_files_of(work)]
 
 
 @pytest.fixture
 def cast(db, shared_cast, settings):
     """A fresh copy of the cast for each case, and its files as built; the case's own changes are undone.
 
-    The files are copied back only after a case that changed them (copying them for every case cost
-    more than most cases' request).
+    The copy is unpickled from the cast pickled once: a ``copy.deepcopy`` of it walked some 1,800
+    objects in Python for each case, a seventh of the matrix's time.  The school settings come in one
+    ``override_settings`` (``settings.X = …`` enables and undoes one override per name).  The files are
+    copied back only after a case that changed them (copying them for every case cost more than most
+    cases' request).  ``settings`` is asked for only to be set up before and undone after this fixture.
     """
-    for name, value in ROLE_SETTINGS.items():
-        setattr(settings, name, value)
-    built, pristine, work, as_built = shared_cast
-    settings.PRIVATE_ROOT = work
-    yield copy.deepcopy(built)
+    pickled, pristine, work, as_built = shared_cast
+    with override_settings(**ROLE_SETTINGS, PRIVATE_ROOT=work):
+        yield pickle.loads(pickled)
     if _files_of(work) != as_built[0]:
         shutil.rmtree(work)
         shutil.copytree(pristine, work)
@@ -1222,33 +1243,100 @@ def out_of_scope(cast: Cast, persona: str, route: Route) -> list[str]:
     return secrets
 
 
+def _state_tables() -> list[tuple[str, str]]:
+    """(table, primary key column) of each model of the project's own apps."""
+    return [
+        (model._meta.db_table, model._meta.pk.column)
+        for label in ("students", "verification", "notices")
+        if apps.is_installed(label)
+        for model in apps.get_app_config(label).get_models(include_auto_created=True)
+    ]
+
+
+_STATE_QUERIES = {}  # (database alias, vendor) → the one query database_state runs
+
+
+def _state_query(cursor) -> str | None:
+    """One query returning, for each table, every stored row in primary key order as one text (or NULL for
+    an empty table), so that any change to any value of any row changes it; None on other databases.
+
+    SQLite: ``quote()`` of each column, the exact literal of the stored value (text, integer, blob; a real
+    without an exact 15-digit form is written with 20 digits), so a value's type and bytes both count.
+    PostgreSQL: the whole row's text form (floats print exactly since PostgreSQL 12).  Both are
+    self-delimiting, so the rows joined together still tell every value apart.
+    """
+    key = (connection.alias, connection.vendor)
+    if key not in _STATE_QUERIES:
+        quote = connection.ops.quote_name
+        parts = []
+        for table, pk in _state_tables():
+            if connection.vendor == "sqlite":
+                # The table's own columns (Django's introspection of them took seconds).
+                cursor.execute("SELECT name FROM pragma_table_info(%s) ORDER BY cid", [table])
+                row = " || ',' || ".join(f"quote({quote(name)})" for (name,) in cursor.fetchall())
+                # Read in key order from the ordered subquery (SQLite 3.40 has no ORDER BY inside an
+                # aggregate); equal rows are read in the same order whatever the order is.
+                parts.append(
+                    f"(SELECT group_concat(matrix_row, char(10)) FROM "
+                    f"(SELECT {row} AS matrix_row FROM {quote(table)} ORDER BY {quote(pk)}))"
+                )
+            elif connection.vendor == "postgresql":
+                parts.append(
+                    f"(SELECT string_agg(matrix_row::text, E'\\n' ORDER BY matrix_row.{quote(pk)}) "
+                    f"FROM {quote(table)} AS matrix_row)"
+                )
+            else:
+                _STATE_QUERIES[key] = None
+                break
+        else:
+            _STATE_QUERIES[key] = "SELECT " + ", ".join(parts)
+    return _STATE_QUERIES[key]
+
+
 def database_state() -> dict:
     """Every row of the project's own tables as stored, and the private files.
 
-    One plain query per table: through the ORM (and decrypting every encrypted value) this took half of the
+    Stored values, not models: through the ORM (and decrypting every encrypted value) this took half of the
     matrix's time.  Stored bytes are stricter too: a POST that re-saves a row unchanged counts as a change.
+    One query for all the tables (a query per table was most of this check's time), each table's rows
+    turned into one text by the database.  The files count with their size, modification time and inode.
     """
-    state = {}
-    quote = connection.ops.quote_name
+    tables = [table for table, _pk in _state_tables()]
     with connection.cursor() as cursor:
-        for label in ("students", "verification", "notices"):
-            if not apps.is_installed(label):
-                continue
-            for model in apps.get_app_config(label).get_models(include_auto_created=True):
-                table = model._meta.db_table
-                cursor.execute(f"SELECT * FROM {quote(table)} ORDER BY {quote(model._meta.pk.column)}")
+        query = _state_query(cursor)
+        if query is not None:
+            cursor.execute(query)
+            state = dict(zip(tables, cursor.fetchone(), strict=True))
+        else:
+            state = {}
+            quote = connection.ops.quote_name
+            for table, pk in _state_tables():
+                cursor.execute(f"SELECT * FROM {quote(table)} ORDER BY {quote(pk)}")
                 state[table] = cursor.fetchall()
-    root = Path(settings.PRIVATE_ROOT)
-    state["private files"] = sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+    # A folder's own times change when something is made and removed inside it; only files count.
+    files = _files_of(Path(settings.PRIVATE_ROOT))
+    state["private files"] = {name: None if is_folder else tuple(stat) for name, (is_folder, *stat) in files.items()}
     return state
 
 
 def body_of(response) -> str:
     if response.streaming:
         # Reading to the end closes the file (the test client wraps the iterator).
-        b"".join(response.streaming_content)
+        for _chunk in response.streaming_content:
+            pass
         return ""
     return response.content.decode(errors="replace")
+
+
+_PATHS = {}
+
+
+def path_of(name: str, args=()) -> str:
+    """``reverse``, remembered: the cases ask for the same few hundred paths again and again."""
+    key = (get_urlconf(), name, *args)
+    if key not in _PATHS:
+        _PATHS[key] = reverse(name, args=args)
+    return _PATHS[key]
 
 
 def assert_redirect(response, expected_path, *, next_path=None):
@@ -1265,8 +1353,8 @@ def test_permission_matrix(client, cast, route, persona):
         route.setup(cast)
     user = cast.users[persona]
     if user is not None:
-        client.cookies[settings.SESSION_COOKIE_NAME] = cast.sessions[persona]
-    url = reverse(route.url_name, args=route.args(cast))
+        resume(client, cast.sessions[persona])
+    url = path_of(route.url_name, route.args(cast))
     query = route.query(cast)
     full_path = f"{url}?{urlencode(query)}" if query else url
     before = database_state() if route.method == "post" else None
@@ -1278,15 +1366,15 @@ def test_permission_matrix(client, cast, route, persona):
     response = getattr(client, route.method)(full_path, route.data(cast))
 
     if expected == LOGIN:
-        assert_redirect(response, reverse("login"), next_path=full_path)
+        assert_redirect(response, path_of("login"), next_path=full_path)
     elif expected == SIGNED_OUT:
-        assert_redirect(response, reverse(settings.LOGOUT_REDIRECT_URL))
+        assert_redirect(response, path_of(settings.LOGOUT_REDIRECT_URL))
         assert "_auth_user_id" not in client.session
     elif expected == FILE:
         assert response.status_code == 200
         assert response["Content-Disposition"].startswith("attachment")
     elif isinstance(expected, To):
-        assert_redirect(response, reverse(expected.name, args=expected.args(cast)))
+        assert_redirect(response, path_of(expected.name, expected.args(cast)))
     else:
         assert response.status_code == expected
     page = body_of(response)

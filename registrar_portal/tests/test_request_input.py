@@ -5,11 +5,17 @@ these cases are the values an outside test sent: non-ASCII digits ("²" passes s
 empty and made-up values, and ids larger than a database integer.
 """
 
-import pytest
-from django.urls import reverse
+import copy
 
-from students.tests.factories import CohortFactory
-from verification.models import FieldCheck
+import pytest
+from django.conf import settings
+from django.urls import reverse
+from django.utils import translation
+
+from students.models import Student
+from students.tests.factories import CohortFactory, DepartmentFactory, SecretaryFactory, UserFactory
+from students.tests.sessions import resume, session_of
+from verification.models import Campaign, FieldCheck
 from verification.tests.factories import CampaignFactory, student_with_account
 from verification.tests.pages import messages_of
 
@@ -18,12 +24,42 @@ pytestmark = pytest.mark.django_db
 BAD_IDS = ["²", "٣x", "abc", "-1", "0", "1.5", "99999999999999999999", " "]
 
 
+@pytest.fixture(scope="module")
+def shared_cast(module_rows):
+    """The student, the open campaign and the staff, built once for the module, each person signed in once.
+
+    Building them and signing in for each of the module's 132 cases was over half of its time.  Signing in
+    goes through ``force_login`` as the cases did; each case sends that session's cookie through the whole
+    middleware stack.  The rows and sessions live in the module's transaction: what a case changes
+    (its session included) is rolled back.
+    """
+    with module_rows(), translation.override(settings.LANGUAGE_CODE):
+        department = DepartmentFactory(name="计算机学院")
+        registrar = UserFactory(role="registrar", username="registrar1")
+        secretary = SecretaryFactory(departments=[department])
+        cohort = CohortFactory(admission_year=2025, level="本科")
+        me = student_with_account(department=department, cohort=cohort, name="王小明")
+        campaign = CampaignFactory(name="2025级新生学籍核对", cohorts=[cohort], by=registrar)
+        personas = {"registrar": registrar, "secretary": secretary, "student": me.user}
+        sessions = {persona: session_of(user) for persona, user in personas.items()}
+        # Read back without the related rows the factories cached: copying those for each case cost more than its request.
+        return {
+            "me": Student.objects.get(pk=me.pk),
+            "campaign": Campaign.objects.get(pk=campaign.pk),
+            "class_id": me.class_group_id,
+            "sessions": sessions,
+        }
+
+
 @pytest.fixture
-def cast(department, registrar):
-    cohort = CohortFactory(admission_year=2025, level="本科")
-    me = student_with_account(department=department, cohort=cohort, name="王小明")
-    campaign = CampaignFactory(name="2025级新生学籍核对", cohorts=[cohort], by=registrar)
-    return {"me": me, "campaign": campaign, "class_id": me.class_group_id}
+def cast(db, shared_cast):
+    """A copy of the module's cast for each case (its database changes are rolled back)."""
+    return copy.deepcopy(shared_cast)
+
+
+def sign_in(client, cast, persona):
+    """The client sends the session ``persona`` signed in with when the cast was built."""
+    resume(client, cast["sessions"][persona])
 
 
 def _get_cases():
@@ -57,8 +93,8 @@ def _args(name, cast):
 
 
 @pytest.mark.parametrize("route, args, query", list(_get_cases()))
-def test_a_malformed_query_string_is_not_a_server_error(client, registrar, cast, route, args, query):
-    client.force_login(registrar)
+def test_a_malformed_query_string_is_not_a_server_error(client, cast, route, args, query):
+    sign_in(client, cast, "registrar")
 
     response = client.get(reverse(route, args=_args(args, cast)), query)
 
@@ -66,15 +102,15 @@ def test_a_malformed_query_string_is_not_a_server_error(client, registrar, cast,
 
 
 @pytest.mark.parametrize("bad", BAD_IDS)
-def test_a_malformed_campaign_in_the_workspace_is_not_found(client, registrar, cast, bad):
-    client.force_login(registrar)
+def test_a_malformed_campaign_in_the_workspace_is_not_found(client, cast, bad):
+    sign_in(client, cast, "registrar")
 
     assert client.get(reverse("workspace:dashboard"), {"campaign": bad}).status_code == 404
     assert client.get(reverse("workspace:review_queue"), {"department": bad}).status_code == 404
 
 
-def test_a_student_list_filter_that_cannot_be_read_lists_nobody(client, registrar, cast):
-    client.force_login(registrar)
+def test_a_student_list_filter_that_cannot_be_read_lists_nobody(client, cast):
+    sign_in(client, cast, "registrar")
 
     page = client.get(reverse("students:student_list"), {"class_group": "²"}).content.decode()
 
@@ -83,8 +119,8 @@ def test_a_student_list_filter_that_cannot_be_read_lists_nobody(client, registra
 
 
 @pytest.mark.parametrize("bad", BAD_IDS)
-def test_malformed_posted_ids_are_not_a_server_error(client, registrar, cast, bad):
-    client.force_login(registrar)
+def test_malformed_posted_ids_are_not_a_server_error(client, cast, bad):
+    sign_in(client, cast, "registrar")
     campaign, me = cast["campaign"], cast["me"]
     posts = [
         (reverse("workspace:review_act"), {"flags": [bad], "action": "forward"}),
@@ -104,8 +140,8 @@ def test_malformed_posted_ids_are_not_a_server_error(client, registrar, cast, ba
         assert response.status_code in (302, 404), (url, data, response.status_code)
 
 
-def test_review_act_with_an_unreadable_flag_asks_to_choose_again(client, registrar, cast):
-    client.force_login(registrar)
+def test_review_act_with_an_unreadable_flag_asks_to_choose_again(client, cast):
+    sign_in(client, cast, "registrar")
 
     response = client.post(reverse("workspace:review_act"), {"flags": ["²"], "action": "forward"}, follow=True)
 
@@ -113,8 +149,8 @@ def test_review_act_with_an_unreadable_flag_asks_to_choose_again(client, registr
 
 
 @pytest.mark.parametrize("version", ["abc", "²", "", None])
-def test_a_proxy_confirm_without_a_readable_record_version_is_refused(client, secretary, cast, version):
-    client.force_login(secretary)
+def test_a_proxy_confirm_without_a_readable_record_version_is_refused(client, cast, version):
+    sign_in(client, cast, "secretary")
     data = {"campaign": cast["campaign"].pk, "attest": "on"}
     if version is not None:
         data["record_version"] = version
@@ -126,9 +162,9 @@ def test_a_proxy_confirm_without_a_readable_record_version_is_refused(client, se
     assert not FieldCheck.objects.exists()
 
 
-def test_a_proxy_confirm_from_a_stale_page_is_refused(client, secretary, cast):
+def test_a_proxy_confirm_from_a_stale_page_is_refused(client, cast):
     me = cast["me"]
-    client.force_login(secretary)
+    sign_in(client, cast, "secretary")
     me.version += 1
     me.save(update_fields=["version"])
 
@@ -147,8 +183,8 @@ def test_a_students_form_with_an_unreadable_record_version_is_refused_not_a_serv
     """Issue 11 item 7 (record_version=abc) on the student's own checklist: a form error, nothing written."""
     from verification.models import Flag
 
-    campaign, me = cast["campaign"], cast["me"]
-    client.force_login(me.user)
+    campaign = cast["campaign"]
+    sign_in(client, cast, "student")
     posts = [
         (reverse("verification:field_confirm", args=[campaign.pk, "BH"]), {}),
         (reverse("verification:field_flag", args=[campaign.pk, "BH"]), {"claimed_value": "计算2502"}),
@@ -162,17 +198,17 @@ def test_a_students_form_with_an_unreadable_record_version_is_refused_not_a_serv
 
 
 @pytest.mark.parametrize("route, args, query", [case for case in _get_cases() if case[2] and " " in case[2].values()])
-def test_an_empty_query_parameter_is_not_a_server_error(client, registrar, cast, route, args, query):
+def test_an_empty_query_parameter_is_not_a_server_error(client, cast, route, args, query):
     """``?department=`` as the outside test sent it: the parameter present with no value."""
-    client.force_login(registrar)
+    sign_in(client, cast, "registrar")
 
     response = client.get(reverse(route, args=_args(args, cast)), {key: "" for key in query})
 
     assert response.status_code in (200, 404), response.status_code
 
 
-def test_empty_posted_ids_are_not_a_server_error(client, registrar, cast):
-    client.force_login(registrar)
+def test_empty_posted_ids_are_not_a_server_error(client, cast):
+    sign_in(client, cast, "registrar")
     campaign = cast["campaign"]
     posts = [
         (reverse("workspace:review_act"), {"flags": [""], "action": "forward"}),

@@ -5,6 +5,7 @@ through real POSTs to the sign-in page with a client address set (django-axes
 needs the request); time-machine moves the clock for the session limits.
 """
 
+import ast
 import datetime
 import inspect
 import io
@@ -14,6 +15,7 @@ import re
 import secrets
 import socket
 import typing
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -391,15 +393,60 @@ def production(**overrides) -> dict:
     }
 
 
-def test_check_deploy_passes_with_production_settings(tmp_path):
-    result = manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING", **production())
+# Run by ``manage.py shell`` on the production settings: ``check --deploy`` as ``manage.py check`` runs it,
+# then again with the settings that HTTPS=0 changes.  Django's deploy checks read those settings when they
+# run, so the second is the check of a portal started with HTTPS=0, without a second Django start-up (~1 s).
+DEPLOY_CHECKS = """
+import ast
+import io
+from types import SimpleNamespace
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test.utils import override_settings
+
+def check():
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("check", "--deploy", "--fail-level", "WARNING", stdout=out, stderr=err)
+    except CommandError as refused:  # what manage.py check reports on stderr, exiting with 1
+        return SimpleNamespace(returncode=1, stdout=out.getvalue(), stderr=err.getvalue() + str(refused))
+    return SimpleNamespace(returncode=0, stdout=out.getvalue(), stderr=err.getvalue())
+
+results = [check()]
+with override_settings(**ast.literal_eval({plain_http!r})):
+    results.append(check())
+print("DEPLOY-CHECKS", repr([vars(result) for result in results]))
+"""
+
+
+@pytest.fixture(scope="module")
+def deploy_checks(tmp_path_factory) -> dict:
+    """``check --deploy`` on the production settings, and on them with HTTPS=0: one subprocess for both."""
+    tmp_path = tmp_path_factory.mktemp("deploy")
+    https = production()
+    on, off = portal_settings(tmp_path, **https), portal_settings(tmp_path, **{**https, "HTTPS": "0"})
+    plain_http = {name: off[name] for name in on.keys() | off.keys() if on.get(name) != off.get(name)}
+    # Only the HTTPS block's settings differ: what the deploy checks read at run time, nothing Django sets up
+    # at start-up (apps, middleware, databases), so overriding them is the same as starting with HTTPS=0.
+    assert plain_http and all(name.startswith(("SECURE_", "SESSION_COOKIE_", "CSRF_COOKIE_")) for name in plain_http), (
+        sorted(plain_http)
+    )
+    ran = manage(tmp_path, "shell", "-c", DEPLOY_CHECKS.format(plain_http=repr(plain_http)), **https)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    (line,) = [line for line in ran.stdout.splitlines() if line.startswith("DEPLOY-CHECKS ")]
+    passed, refused = (SimpleNamespace(**result) for result in ast.literal_eval(line.removeprefix("DEPLOY-CHECKS ")))
+    return {"https": passed, "plain http": refused}
+
+
+def test_check_deploy_passes_with_production_settings(deploy_checks):
+    result = deploy_checks["https"]
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
 
 
-def test_check_deploy_would_catch_plain_http(tmp_path):
+def test_check_deploy_would_catch_plain_http(deploy_checks):
     """The check above can fail: without HTTPS it warns about HSTS, redirects and cookies."""
-    result = manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING", **production(HTTPS="0"))
+    result = deploy_checks["plain http"]
     assert result.returncode != 0
     for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
         assert warning in result.stdout + result.stderr

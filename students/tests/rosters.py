@@ -18,7 +18,9 @@ def write_xlsx(path, header: list, rows: list[list], *, start_row=0, start_col=0
 
     ``title`` adds a merged title row and a blank row above the header, as offices do.
     """
-    workbook = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False})
+    # in_memory: the same file, without a temporary file for each of its ~10 parts (creating and removing
+    # them was nine tenths of writing a small roster).
+    workbook = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False, "in_memory": True})
     sheet = workbook.add_worksheet()
     date_format = workbook.add_format({"num_format": "yyyy-mm-dd"})
     if title:

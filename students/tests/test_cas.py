@@ -50,7 +50,8 @@ class CASHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def cas_server(settings):
     server = ThreadingHTTPServer(("127.0.0.1", 0), CASHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits up to one poll interval: the default 0.5 s cost every test that much.
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     CASHandler.tickets, CASHandler.validations = {}, []
     settings.CAS_SERVER_URL = f"http://127.0.0.1:{server.server_port}/cas/"

@@ -305,6 +305,34 @@ def test_a_failed_import_saves_nothing_and_leaves_no_pack_behind(tmp_path, stude
     assert photo_bytes(Photo.objects.get()) == jpeg()  # a's photo was not replaced
 
 
+def test_a_failure_while_writing_the_pack_aborts_the_import_and_leaves_nothing(tmp_path, students, monkeypatch):
+    a, b, c = students
+    photos_import(path=package(tmp_path, {f"{a.student_number}.jpg": jpeg()}), kind="admission")
+    before = sorted(p.name for p in photo_services.packs_dir().iterdir())
+    write = photo_services._PackWriter.write
+    written = []
+
+    def disk_full(self, data):
+        # Hashing and writing run in the import's second thread: its failure must reach the caller.
+        if len(written) == 2:
+            raise OSError(28, "No space left on device")
+        written.append(data)
+        return write(self, data)
+
+    # One photo per hand-off and per saved batch: rows are saved before the failure.
+    monkeypatch.setattr(photo_services, "HAND_OFF", 1)
+    monkeypatch.setattr(photo_services, "WRITE_BATCH", 1)
+    monkeypatch.setattr(photo_services._PackWriter, "write", disk_full)
+    members = {f"{s.student_number}.jpg": jpeg(color=(i * 50, 0, 250)) for i, s in enumerate(students)}
+    with pytest.raises(OSError, match="No space left"):
+        photos_import(path=package(tmp_path, members, "2.zip"), kind="admission")
+
+    assert len(written) == 2
+    assert sorted(p.name for p in photo_services.packs_dir().iterdir()) == before
+    assert list(Photo.objects.values_list("student_id", flat=True)) == [a.pk]
+    assert photo_bytes(Photo.objects.get()) == jpeg()  # a's photo was not replaced
+
+
 def test_importing_the_identical_package_again_changes_nothing(tmp_path, students):
     path = package(tmp_path, {f"{s.student_number}.jpg": jpeg(color=(i * 50, 0, 200)) for i, s in enumerate(students)})
     photos_import(path=path, kind="admission")

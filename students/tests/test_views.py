@@ -168,9 +168,11 @@ def test_secretary_of_two_departments_lists_both(client, department, other_depar
 
 
 def test_student_list_pages_keep_the_search(client, registrar, department):
+    # One class for all: the factory's default makes a class (with its major and cohort) for each student.
+    class_group = ClassGroupFactory(department=department)
     for n in range(55):
-        StudentFactory(department=department, student_number=f"20250{n:05d}", name=f"测试{n}")
-    StudentFactory(department=department, student_number="2099000001", name="别人")
+        StudentFactory(department=department, class_group=class_group, student_number=f"20250{n:05d}", name=f"测试{n}")
+    StudentFactory(department=department, class_group=class_group, student_number="2099000001", name="别人")
     client.force_login(registrar)
 
     first = html(client.get(reverse("students:student_list"), {"q": "20250"}))

@@ -88,23 +88,43 @@ def write_xlsx(exporter: Exporter, user, params, target, *, exported_by) -> int:
                 sheet.write_string(HEADER_ROW, col, _clean(str(column.title)), fmt["header"])
             row = HEADER_ROW
             writers = [_cell_writer(sheet, column.type, fmt) for column in spec.columns]
-            # The common cell (plain text in a text column) is written here, with one regex match to rule out
-            # everything the column's writer guards against; every other cell goes through that writer.
+            # The common cells are written here: plain text in a text column (one regex match rules out
+            # everything the column's writer guards against), an int in a number column, an aware datetime in
+            # a date column (its serial number computed here, the time zone looked up once per sheet, not per
+            # cell: that cost more than the cell).  Every other cell goes through the column's writer.
             plain_text = [column.type == ColumnType.TEXT for column in spec.columns]
-            write_string, text_format, needs_care = sheet.write_string, fmt[ColumnType.TEXT], _NEEDS_CARE.match
+            number_col = [column.type == ColumnType.NUMBER for column in spec.columns]
+            date_col = [column.type in _DATE_TYPES for column in spec.columns]
+            formats = [fmt[column.type] for column in spec.columns]
+            # XlsxWriter's write_string and write_number are these behind a decorator that accepts "A1"
+            # notation (a call and an int() per cell); the cells here are addressed by numbers.
+            write_string, write_number = sheet._write_string, sheet._write_number
+            text_format, needs_care, local = fmt[ColumnType.TEXT], _NEEDS_CARE.match, timezone.get_current_timezone()
             width = len(spec.columns)
             for values in spec.rows:
                 row += 1
                 if len(values) != width:
                     raise ValueError(f"row {row + 1} has {len(values)} cells for {width} columns")
                 for col, value in enumerate(values):
-                    if value.__class__ is str:
+                    kind = value.__class__
+                    if kind is str:
                         if not value:
                             continue
                         if plain_text[col] and not needs_care(value):
                             write_string(row, col, value, text_format)
                             continue
-                    elif value is None or value == "":
+                    elif value is None:
+                        continue
+                    elif kind is int:
+                        if number_col[col]:
+                            write_number(row, col, value, formats[col])
+                            continue
+                    elif kind is datetime.datetime and date_col[col] and value.tzinfo is not None:
+                        value = value.astimezone(local).replace(tzinfo=None)
+                        if value >= _SERIAL_FROM:
+                            write_number(row, col, _serial(value), formats[col])
+                            continue
+                    elif value == "":
                         continue
                     writers[col](row, col, value)
             total += row - HEADER_ROW
@@ -135,6 +155,19 @@ def _page_setup(sheet, spec, title):
     sheet.fit_to_pages(1, 0)  # as wide as one page, as many pages long as it takes
     sheet.set_margins(left=0.5, right=0.5, top=0.6, bottom=0.6)
     sheet.set_footer("&C" + _("第 &P 页，共 &N 页"))
+
+
+_DATE_TYPES = frozenset({ColumnType.DATE, ColumnType.DATETIME, ColumnType.TIMESTAMP})
+# From here on a date's serial number is plain arithmetic (before it, Excel's 1900 leap-year bug and its day 0).
+_SERIAL_FROM = datetime.datetime(1900, 3, 1)
+_EPOCH = datetime.datetime(1899, 12, 31)
+
+
+def _serial(value: datetime.datetime) -> float:
+    """Excel's serial number of a naive datetime from 1900-03-01 on, exactly as XlsxWriter's ``write_datetime``
+    computes it (same float operations, so the same cell)."""
+    delta = value - _EPOCH
+    return delta.days + (float(delta.seconds) + float(delta.microseconds) / 1e6) / 86400 + 1
 
 
 def _local_naive(value):

@@ -1,23 +1,27 @@
 """The REST API: its schema, token scopes × endpoints (out of scope is 404), masking, logging, rate limits."""
 
+import copy
+
 import pytest
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import translation
 
 from students.api_clients import api_client_create, api_client_revoke
 from students.models import AccessEvent, Student
-from students.tests.factories import CohortFactory
+from students.tests.factories import CohortFactory, DepartmentFactory
 from students.tests.rosters import as_table, base_rows, write_csv
 from verification import services
 from verification.models import Checklist
 from verification.tests.factories import CampaignFactory, student_with_account
+from verification.tests.shared_cast import fixtures_of
 
 pytestmark = pytest.mark.django_db
 
 API = "/api/v1"
 
 
-@pytest.fixture
-def school(department, other_department):
+def build_school(department, other_department):
     cohort = CohortFactory()
     ours = student_with_account(department=department, cohort=cohort)
     theirs = student_with_account(department=other_department, cohort=cohort)
@@ -34,8 +38,7 @@ def school(department, other_department):
     return {"ours": ours, "theirs": theirs, "campaign": campaign}
 
 
-@pytest.fixture
-def clients(department):
+def build_clients(department):
     made = {
         "school": api_client_create(name="数据中台"),
         "department": api_client_create(name="计算机学院学工", departments=[department]),
@@ -44,6 +47,28 @@ def clients(department):
         "revealer": api_client_create(name="学位系统", can_reveal=True),
     }
     return {name: token for name, (_client, token) in made.items()}
+
+
+@pytest.fixture(scope="module")
+def shared_cast(module_rows):
+    """The school and the API clients, built once for the module: building them for each test was most of
+    its time.  Each test gets a copy and its own changes (rate windows, access log, contacts) are rolled back."""
+    with module_rows(), translation.override(settings.LANGUAGE_CODE):
+        department = DepartmentFactory(name="计算机学院")
+        other_department = DepartmentFactory(name="外国语学院")
+        return {
+            "department": department,
+            "school": build_school(department, other_department),
+            "clients": build_clients(department),
+        }
+
+
+@pytest.fixture
+def cast(db, shared_cast):
+    return copy.deepcopy(shared_cast)
+
+
+globals().update(fixtures_of("department", "school", "clients"))
 
 
 def call(client, method, path, token=None, **kwargs):

@@ -1,17 +1,96 @@
 """At the departments' stage each counsellor hears once who in their own classes has not finished."""
 
+import copy
 import datetime
 
 import pytest
 import time_machine
+from django.conf import settings
+from django.utils import translation
 
 from notices import tasks
 from notices.models import ChannelConfig, Message, StaffReminder
+from students.models import User
+from students.tests.factories import ClassGroupFactory, CohortFactory, DepartmentFactory, UserFactory
 from verification import services
 
-from .test_people import classes, counsellor, students  # noqa: F401 (fixtures)
+from .factories import CampaignFactory, student_with_account
+from .shared_cast import fixtures_of
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def shared_cast(module_rows):
+    """The cast of the fixtures ``classes``, ``counsellor`` and ``students`` (test_people.py) with the ``me``,
+    ``campaign`` and departments they build on (conftest.py), the same rows made in the same order, built
+    once for the module: building them for each test was most of its setup time.  Each test gets a copy, and its
+    own changes are rolled back."""
+    with module_rows(), translation.override(settings.LANGUAGE_CODE):
+        department = DepartmentFactory(name="计算机学院")
+        other_department = DepartmentFactory(name="外国语学院")
+        classes = {
+            "mine": ClassGroupFactory(department=department, name="计算机2501"),
+            "next door": ClassGroupFactory(department=department, name="计算机2502"),
+            "abroad": ClassGroupFactory(department=other_department, name="英语2501"),
+        }
+        counsellor = UserFactory(role=User.Role.COUNSELLOR, username="counsellor1", first_name="陈辅导员")
+        counsellor.classes.set([classes["mine"], classes["abroad"]])
+        cohort = CohortFactory(admission_year=2025, level="本科")
+        me = student_with_account(
+            department=department,
+            cohort=cohort,
+            name="王小明",
+            political_status="中共预备党员",
+            exam_number="25110105150123",
+        )
+        me.class_group = classes["mine"]
+        me.class_name = classes["mine"].name
+        me.save()
+        students = {
+            "me": me,
+            "classmate": student_with_account(
+                department=classes["mine"].department, class_group=classes["mine"], cohort=cohort, name="赵同学"
+            ),
+            "next door": student_with_account(
+                department=classes["next door"].department,
+                class_group=classes["next door"],
+                cohort=cohort,
+                name="钱邻班",
+            ),
+            "abroad": student_with_account(
+                department=classes["abroad"].department, class_group=classes["abroad"], cohort=cohort, name="孙外语"
+            ),
+        }
+        registrar = UserFactory(role="registrar", username="registrar1")
+        campaign = CampaignFactory(name="2025级新生学籍核对", cohorts=[me.cohort], by=registrar)
+        return {
+            "department": department,
+            "other_department": other_department,
+            "cohort": cohort,
+            "classes": classes,
+            "counsellor": counsellor,
+            "students": students,
+            "registrar": registrar,
+            "campaign": campaign,
+        }
+
+
+@pytest.fixture
+def cast(db, shared_cast):
+    return copy.deepcopy(shared_cast)
+
+
+globals().update(
+    fixtures_of(
+        "department", "other_department", "cohort", "classes", "counsellor", "students", "registrar", "campaign"
+    )
+)
+
+
+@pytest.fixture
+def me(students):
+    return students["me"]
 
 
 def to_counsellor(mailoutbox):
@@ -19,8 +98,8 @@ def to_counsellor(mailoutbox):
 
 
 def test_a_counsellor_is_reminded_once_of_the_unfinished_students_of_their_classes_only(
-    counsellor,  # noqa: F811
-    students,  # noqa: F811
+    counsellor,
+    students,
     campaign,
     mailoutbox,
     django_capture_on_commit_callbacks,
@@ -61,8 +140,8 @@ def test_a_counsellor_is_reminded_once_of_the_unfinished_students_of_their_class
 
 
 def test_a_department_that_signed_off_is_not_chased_again(
-    counsellor,  # noqa: F811
-    students,  # noqa: F811
+    counsellor,
+    students,
     campaign,
     secretary,
     mailoutbox,
@@ -126,8 +205,8 @@ def app_messages_to(fake, userid):
 @pytest.mark.parametrize("platform", ["wecom", "dingtalk"])
 def test_a_counsellor_is_reminded_in_the_schools_app_when_it_comes_before_email(
     platform,
-    counsellor,  # noqa: F811
-    students,  # noqa: F811
+    counsellor,
+    students,
     campaign,
     mailoutbox,
     fake,
@@ -154,8 +233,8 @@ def test_a_counsellor_is_reminded_in_the_schools_app_when_it_comes_before_email(
 
 
 def test_a_counsellor_the_app_does_not_know_is_emailed_instead_once(
-    counsellor,  # noqa: F811
-    students,  # noqa: F811
+    counsellor,
+    students,
     campaign,
     mailoutbox,
     fake,
@@ -177,8 +256,8 @@ def test_a_counsellor_the_app_does_not_know_is_emailed_instead_once(
 @pytest.mark.parametrize("case", ["no staff userids", "email first"])
 def test_counsellors_are_emailed_when_the_app_is_not_for_staff_or_comes_after_email(
     case,
-    counsellor,  # noqa: F811
-    students,  # noqa: F811
+    counsellor,
+    students,
     campaign,
     mailoutbox,
     fake,

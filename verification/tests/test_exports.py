@@ -1,5 +1,6 @@
 """Exports: each file reopened with openpyxl and read cell by cell; scope, the access log, large exports."""
 
+import copy
 import datetime
 import io
 import re
@@ -10,20 +11,28 @@ from types import SimpleNamespace
 import openpyxl
 import pytest
 import time_machine
+from django.conf import settings
 from django.http import Http404
 from django.urls import URLResolver, get_resolver, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from students import fields as roll_fields
 from students.downloads import content_disposition
 from students.idnumbers import check_digit, mask
 from students.models import ClassGroup, ImportFinding, Student, User
-from students.tests.factories import ClassGroupFactory, StudentFactory, UserFactory
+from students.tests.factories import (
+    ClassGroupFactory,
+    StudentFactory,
+    UserFactory,
+)
+from students.tests.sessions import resume, session_of
 from verification import services, tasks
 from verification.exports import base as export_base
 from verification.exports import registry
 from verification.exports import services as export_services
 from verification.models import Checklist, Evidence, Export, Flag
+
+from .shared_cast import build_cast, fixtures_of
 
 pytestmark = pytest.mark.django_db
 
@@ -41,8 +50,7 @@ INJECTIONS = ['=HYPERLINK("http://x","y")', "+1", "-2", "@x"]
 # ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def school(me, cohort, department, other_department, campaign):
+def build_school(me, cohort, department, other_department, campaign):
     """王小明 (not started) and 李雷 (confirmed) in 计算2501, 韩梅梅 in 计算2502, 外院生 elsewhere."""
     first = me.class_group
     ClassGroup.objects.filter(pk=first.pk).update(name="计算2501")
@@ -63,6 +71,61 @@ def school(me, cohort, department, other_department, campaign):
     return SimpleNamespace(
         campaign=campaign, me=me, classmate=classmate, other=other, outsider=outsider, first_class=me.class_group
     )
+
+
+@pytest.fixture(scope="module")
+def shared_cast(module_rows):
+    """The school and its staff, built once for the module: building them for each test was most of its time.
+
+    Each persona signs in once here (``students/tests/sessions.py``) and ``sign_in`` sends that session's
+    cookie.  Each test gets a copy of the objects; its changes are rolled back.
+    """
+    with module_rows(), translation.override(settings.LANGUAGE_CODE):
+        built = build_cast()
+        built["school"] = build_school(
+            built.pop("me"), built["cohort"], built["department"], built["other_department"], built.pop("campaign")
+        )
+        users = (built["registrar"], built["secretary"], built["other_secretary"], built["school"].me.user)
+        return built, {user.pk: session_of(user) for user in users}
+
+
+@pytest.fixture
+def cast(db, shared_cast):
+    built, sessions = shared_cast
+    SESSIONS.clear()
+    SESSIONS.update(sessions)
+    yield copy.deepcopy(built)
+    SESSIONS.clear()
+
+
+SESSIONS: dict[int, str] = {}  # user pk → the session its persona signed in with once (``shared_cast``)
+
+
+def sign_in(client, user):
+    """The persona's session made once for the module, or a fresh sign-in for anyone else."""
+    if user.pk in SESSIONS:
+        resume(client, SESSIONS[user.pk])
+    else:
+        client.force_login(user)
+
+
+globals().update(fixtures_of("department", "other_department", "cohort", "registrar", "secretary", "other_secretary"))
+
+
+@pytest.fixture
+def school(cast):
+    """王小明 (not started) and 李雷 (confirmed) in 计算2501, 韩梅梅 in 计算2502, 外院生 elsewhere."""
+    return cast["school"]
+
+
+@pytest.fixture
+def me(school):
+    return school.me
+
+
+@pytest.fixture
+def campaign(school):
+    return school.campaign
 
 
 def add_flag(student, campaign, code, claimed, *, recorded=None, explanation="", status=S.SUBMITTED, evidence=0):
@@ -157,7 +220,7 @@ def column(sheet, header_name):
 
 @pytest.fixture
 def secretary_client(client, secretary):
-    client.force_login(secretary)
+    sign_in(client, secretary)
     return client
 
 
@@ -165,7 +228,7 @@ def secretary_client(client, secretary):
 def registrar_client(client, registrar):
     registrar.first_name = "张老师"
     registrar.save()
-    client.force_login(registrar)
+    sign_in(client, registrar)
     return client
 
 
@@ -481,7 +544,7 @@ def scoped_requests(school, department):
 )
 def test_another_departments_secretary_gets_404_and_no_log_row(client, other_secretary, school, department, case):
     kind, params = scoped_requests(school, department)[case]
-    client.force_login(other_secretary)
+    sign_in(client, other_secretary)
 
     response = request_export(client, kind, **params)
 
@@ -501,7 +564,7 @@ def test_the_correction_list_and_findings_are_for_registrar_staff_only(secretary
 
 
 def test_a_student_cannot_export_anything(client, school):
-    client.force_login(school.me.user)
+    sign_in(client, school.me.user)
     for kind in [exporter.key for exporter in registry.all_exporters()]:
         response = request_export(client, kind, campaign=school.campaign.pk, class_group=school.first_class.pk)
         assert response.status_code == 404
@@ -572,13 +635,13 @@ def test_every_export_is_recorded_with_its_row_count(registrar_client, registrar
 def test_the_registrar_reads_the_export_log_filtered_by_user_and_kind(
     client, registrar, secretary, other_secretary, school
 ):
-    client.force_login(secretary)
+    sign_in(client, secretary)
     download(request_export(client, "unverified", campaign=school.campaign.pk, remote_addr="198.51.100.5"))
-    client.force_login(other_secretary)
+    sign_in(client, other_secretary)
     download(request_export(client, "department-errors", campaign=school.campaign.pk))
 
     assert client.get(reverse("exports:export_log")).status_code == 404  # secretaries do not see the log
-    client.force_login(registrar)
+    sign_in(client, registrar)
     everything = client.get(reverse("exports:export_log")).content.decode()
     by_secretary = client.get(reverse("exports:export_log"), {"user": secretary.pk}).content.decode()
     by_kind = client.get(reverse("exports:export_log"), {"kind": "department-errors"}).content.decode()
@@ -590,9 +653,9 @@ def test_the_registrar_reads_the_export_log_filtered_by_user_and_kind(
 
 
 def test_my_exports_lists_only_my_own(client, secretary, other_secretary, school):
-    client.force_login(other_secretary)
+    sign_in(client, other_secretary)
     download(request_export(client, "unverified", campaign=school.campaign.pk))
-    client.force_login(secretary)
+    sign_in(client, secretary)
     download(request_export(client, "unverified", campaign=school.campaign.pk))
 
     page = client.get(reverse("exports:export_list")).content.decode()
@@ -619,7 +682,7 @@ def test_a_large_export_runs_as_a_task_and_only_the_requester_downloads_it(
     settings.EXPORT_INLINE_MAX_ROWS = 2  # the secretary's list has 2 rows: too many to build inline
     colleague = UserFactory(username="colleague", role=User.Role.SECRETARY)
     colleague.departments.set([department])
-    client.force_login(secretary)
+    sign_in(client, secretary)
 
     with time_machine.travel(EXPORTED_AT, tick=False):
         with django_capture_on_commit_callbacks() as queued:
@@ -642,9 +705,9 @@ def test_a_large_export_runs_as_a_task_and_only_the_requester_downloads_it(
         book = workbook(download(client.get(url)))
         assert [row[2] for row in data_rows(book.active)] == ["2025100001", "2025100003"]
         for other in (colleague, registrar):  # same department, or the whole school: still not theirs
-            client.force_login(other)
+            sign_in(client, other)
             assert client.get(url).status_code == 404
-        client.force_login(secretary)
+        sign_in(client, secretary)
 
     with time_machine.travel(EXPORTED_AT + datetime.timedelta(hours=24, minutes=1), tick=False):
         client.force_login(secretary)  # a staff session does not last a day
@@ -663,7 +726,7 @@ def test_a_large_export_with_the_broker_down_shows_as_failed_instead_of_a_server
 ):
     """Redis refusing connections: the request still answers, and the export says to ask again later."""
     settings.EXPORT_INLINE_MAX_ROWS = 1
-    client.force_login(secretary)
+    sign_in(client, secretary)
     with django_capture_on_commit_callbacks(execute=True):
         response = request_export(client, "unverified", campaign=school.campaign.pk)
 
@@ -675,7 +738,7 @@ def test_a_large_export_with_the_broker_down_shows_as_failed_instead_of_a_server
 
 def test_building_twice_does_not_rebuild(client, settings, secretary, django_capture_on_commit_callbacks, school):
     settings.EXPORT_INLINE_MAX_ROWS = 1
-    client.force_login(secretary)
+    sign_in(client, secretary)
     with django_capture_on_commit_callbacks(execute=True):
         request_export(client, "unverified", campaign=school.campaign.pk)
     export = Export.objects.get()
@@ -693,7 +756,7 @@ def test_building_twice_does_not_rebuild(client, settings, secretary, django_cap
 
 def test_the_task_checks_the_scope_again(client, settings, secretary, django_capture_on_commit_callbacks, school):
     settings.EXPORT_INLINE_MAX_ROWS = 1
-    client.force_login(secretary)
+    sign_in(client, secretary)
     with django_capture_on_commit_callbacks() as queued:
         request_export(client, "unverified", campaign=school.campaign.pk)
     secretary.departments.clear()  # moved away before the worker got to it
@@ -783,7 +846,7 @@ def test_export_permission_matrix(client, school, secretary, other_secretary, re
     path = reverse(url_name, args=[owner_export.pk] if url_name == "exports:export_download" else [])
     data = {"kind": "unverified", "campaign": school.campaign.pk, "department": department.pk}
     if users[persona]:
-        client.force_login(users[persona])
+        sign_in(client, users[persona])
 
     response = getattr(client, method)(path, data if method == "post" else {})
 
@@ -943,12 +1006,12 @@ def test_the_registry_asks_the_exporters_capability_for_each_class_it_names(secr
 
 
 def test_my_exports_offers_what_the_registry_allows(client, secretary, registrar, school):
-    client.force_login(secretary)
+    sign_in(client, secretary)
     page = client.get(reverse("exports:export_list")).content.decode()
     offered = set(re.findall(r'name="kind" value="([^"]+)"', page))
     assert offered == {"class-sign-off", "class-errors", "department-errors", "unverified"}
 
-    client.force_login(registrar)
+    sign_in(client, registrar)
     page = client.get(reverse("exports:export_list")).content.decode()
     assert set(re.findall(r'name="kind" value="([^"]+)"', page)) == set(
         exporter.key for exporter in registry.all_exporters()
@@ -1000,7 +1063,7 @@ def test_the_access_log_file_holds_the_rows_the_page_shows_dates_included(client
     event(14, AccessEvent.Action.EVIDENCE_DOWNLOAD, school.other)  # another action
     event(15, AccessEvent.Action.RECORD_VIEW, school.other)
     event(18, AccessEvent.Action.RECORD_VIEW, school.outsider)  # after the range
-    client.force_login(registrar)
+    sign_in(client, registrar)
     filters = {"since": "2025-09-11", "until": "2025-09-16", "action": AccessEvent.Action.RECORD_VIEW}
 
     page = client.get(reverse("students:access_log"), filters).content.decode()

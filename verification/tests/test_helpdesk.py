@@ -17,6 +17,7 @@ from verification.models import Checklist, SupportEvent, SupportRequest
 
 from .factories import CampaignFactory, student_with_account
 from .pages import checklist_url, html, messages_of, text
+from .shared_cast import SharedCast, fixtures_of
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +41,35 @@ def queue_rows(page: str) -> list[str]:
     return [text(row) for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
 
 
+@pytest.fixture(scope="module")
+def shared_cast(module_rows):
+    """conftest.py's cast, built once for the module; each persona signed in once (see ``shared_cast.py``)."""
+    return SharedCast(module_rows)
+
+
+@pytest.fixture
+def cast(db, shared_cast):
+    return shared_cast.copy()
+
+
+@pytest.fixture
+def sign_in(shared_cast):
+    return shared_cast.sign_in
+
+
+globals().update(
+    fixtures_of(
+        "department", "other_department", "cohort", "registrar", "secretary", "other_secretary", "me", "campaign"
+    )
+)
+
+
+@pytest.fixture
+def me_client(client, me, sign_in):
+    sign_in(client, me.user)
+    return client
+
+
 @pytest.fixture
 def filed(me_client, campaign, checklist):
     report(me_client, campaign)
@@ -47,14 +77,14 @@ def filed(me_client, campaign, checklist):
 
 
 def test_a_not_found_report_reaches_the_registrar_and_the_answer_reaches_the_student(
-    me_client, me, campaign, checklist, registrar
+    me_client, me, campaign, checklist, registrar, sign_in
 ):
     sent = report(me_client, campaign)
     assert "已告知学籍科，我们会尽快联系你。" in messages_of(sent)
 
     # The registrar's queue shows it right away: who, what, when, status.
     client = Client()
-    client.force_login(registrar)
+    sign_in(client, registrar)
     rows = queue_rows(html(queue(client)))
     assert len(rows) == 1
     assert me.student_number in rows[0] and me.name in rows[0] and "学信网上查不到我的学籍" in rows[0]
@@ -81,9 +111,9 @@ def test_a_not_found_report_reaches_the_registrar_and_the_answer_reaches_the_stu
     assert "已在学信网为你补录学籍" in html(me_client.get(reverse("notices:message_list")))
 
 
-def test_staff_assign_move_and_close_a_ticket_and_the_history_says_who_and_when(client, filed, registrar):
+def test_staff_assign_move_and_close_a_ticket_and_the_history_says_who_and_when(client, filed, registrar, sign_in):
     colleague = UserFactory(role="registrar", username="registrar2", first_name="李老师")
-    client.force_login(registrar)
+    sign_in(client, registrar)
 
     act(client, filed, action="assign", assignee=colleague.pk)
     filed.refresh_from_db()
@@ -117,8 +147,10 @@ def test_staff_assign_move_and_close_a_ticket_and_the_history_says_who_and_when(
     assert "指定处理人：李老师" in page and "状态改为“已解决”" in page and "请提供身份证正反面照片。" in page
 
 
-def test_only_registrar_staff_can_be_assigned_and_an_empty_reply_is_refused(client, filed, registrar, secretary):
-    client.force_login(registrar)
+def test_only_registrar_staff_can_be_assigned_and_an_empty_reply_is_refused(
+    client, filed, registrar, secretary, sign_in
+):
+    sign_in(client, registrar)
 
     assert "只能指定学籍科工作人员处理" in messages_of(act(client, filed, action="assign", assignee=secretary.pk))
     assert "回复不能为空" in messages_of(act(client, filed, action="reply", text="  "))
@@ -127,9 +159,9 @@ def test_only_registrar_staff_can_be_assigned_and_an_empty_reply_is_refused(clie
 
 
 def test_the_department_reads_its_students_tickets_and_others_get_404(
-    client, filed, me, secretary, other_secretary, department
+    client, filed, me, secretary, other_secretary, department, sign_in
 ):
-    client.force_login(secretary)
+    sign_in(client, secretary)
     rows = queue_rows(html(queue(client)))
     assert len(rows) == 1 and me.name in rows[0]
     detail = client.get(reverse("workspace:ticket_detail", args=[filed.pk]))
@@ -138,14 +170,14 @@ def test_the_department_reads_its_students_tickets_and_others_get_404(
     assert act(client, filed, action="reply", text="院系已知悉").status_code == 404
     assert not filed.events.exists()
 
-    client.force_login(other_secretary)
+    sign_in(client, other_secretary)
     assert queue_rows(html(queue(client))) == ["没有符合条件的求助。"]
     assert client.get(reverse("workspace:ticket_detail", args=[filed.pk])).status_code == 404
     assert queue(client, department=department.pk).status_code == 404
 
 
 def test_the_queue_is_oldest_first_and_filters_by_kind_and_department(
-    me_client, campaign, registrar, department, other_department, me
+    me_client, campaign, registrar, department, other_department, me, sign_in
 ):
     other = student_with_account(department=other_department, cohort=me.cohort, name="李外文")
     services.campaign_sync_students(campaign=campaign)
@@ -157,7 +189,7 @@ def test_the_queue_is_oldest_first_and_filters_by_kind_and_department(
     SupportRequest.objects.filter(pk=older.pk).update(created_at=timezone.now() - datetime.timedelta(days=2))
     report(me_client, campaign, kind="other", note="学信网上的照片不是我")
     client = Client()
-    client.force_login(registrar)
+    sign_in(client, registrar)
 
     rows = queue_rows(html(queue(client)))
     assert ["李外文" in rows[0], me.name in rows[1]] == [True, True]
@@ -168,7 +200,7 @@ def test_the_queue_is_oldest_first_and_filters_by_kind_and_department(
 
 
 def test_the_close_leaves_a_not_found_student_waiting_until_the_ticket_is_resolved(
-    client, me, campaign, checklist, registrar, department, filed
+    client, me, campaign, checklist, registrar, department, filed, sign_in
 ):
     silent = student_with_account(department=department, cohort=me.cohort, name="赵沉默")
     services.campaign_sync_students(campaign=campaign)
@@ -178,7 +210,7 @@ def test_the_close_leaves_a_not_found_student_waiting_until_the_ticket_is_resolv
 
     states = dict(Checklist.objects.filter(campaign=campaign).values_list("student__name", "state"))
     assert states == {me.name: Checklist.State.NOT_STARTED, "赵沉默": Checklist.State.OVERDUE}
-    client.force_login(registrar)
+    sign_in(client, registrar)
     record = text(html(client.get(reverse("workspace:student_record", args=[me.pk]), {"campaign": campaign.pk})))
     assert "未开始 等待学籍科处理" in record
     assert "等待学籍科处理" not in html(
@@ -191,17 +223,19 @@ def test_the_close_leaves_a_not_found_student_waiting_until_the_ticket_is_resolv
     assert checklist.state == Checklist.State.OVERDUE
 
 
-def test_dashboards_count_open_tickets_in_scope(client, filed, registrar, secretary, other_secretary, campaign):
+def test_dashboards_count_open_tickets_in_scope(
+    client, filed, registrar, secretary, other_secretary, campaign, sign_in
+):
     def summary(page):
         return re.sub(r"<[^>]+>", "", re.search(r'<p class="card tickets-summary">(.*?)</p>', page, re.S).group(1))
 
-    client.force_login(registrar)
+    sign_in(client, registrar)
     act(client, filed, action="assign", assignee=registrar.pk)
     assert summary(html(client.get(reverse("workspace:school")))) == "学生求助：未解决 1（待处理 0，处理中 1）"
 
-    client.force_login(secretary)
+    sign_in(client, secretary)
     assert summary(html(client.get(reverse("workspace:dashboard")))) == "学生求助：未解决 1（待处理 0，处理中 1）"
-    client.force_login(other_secretary)
+    sign_in(client, other_secretary)
     assert summary(html(client.get(reverse("workspace:dashboard")))) == "学生求助：未解决 0（待处理 0，处理中 0）"
 
 
@@ -232,7 +266,7 @@ def test_a_second_campaign_ticket_is_reported_once_per_open_kind(me_client, me, 
 
 
 def test_a_reply_reaches_the_student_by_email_once(
-    client, filed, me, registrar, campaign, settings, django_capture_on_commit_callbacks
+    client, filed, me, registrar, campaign, settings, django_capture_on_commit_callbacks, sign_in
 ):
     from django.core import mail
 
@@ -242,7 +276,7 @@ def test_a_reply_reaches_the_student_by_email_once(
     settings.REMINDER_CHANNELS = ["email"]
     type(me).objects.filter(pk=me.pk).update(email="wxm@stu.example.edu.cn")
     me.refresh_from_db()
-    client.force_login(registrar)
+    sign_in(client, registrar)
 
     with django_capture_on_commit_callbacks(execute=True):
         act(client, filed, action="reply", text="已在学信网为你补录学籍，明天再登录查看。")
@@ -260,7 +294,7 @@ def test_a_reply_reaches_the_student_by_email_once(
 
 
 def test_a_reply_goes_to_the_students_wecom_when_the_school_reaches_students_there(
-    client, filed, me, registrar, django_capture_on_commit_callbacks
+    client, filed, me, registrar, django_capture_on_commit_callbacks, sign_in
 ):
     from django.core import mail
     from django.core.cache import cache
@@ -273,7 +307,7 @@ def test_a_reply_goes_to_the_students_wecom_when_the_school_reaches_students_the
         options = {"corp_id": WECOM["corp"], "agent_id": WECOM["agent"], "api": fake.url}
         ChannelConfig.objects.create(name="wecom", enabled=True, position=1, options=options, secret=WECOM["secret"])
         ChannelConfig.objects.create(name="email", enabled=True, position=2)
-        client.force_login(registrar)
+        sign_in(client, registrar)
 
         with django_capture_on_commit_callbacks(execute=True):
             act(client, filed, action="reply", text="请带身份证到学籍科。")

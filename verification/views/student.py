@@ -59,6 +59,8 @@ def my_checks(request):
 @login_required
 def checklist(request, campaign_id):
     checklist = selectors.checklist_page_of_user(user=request.user, campaign_id=campaign_id)
+    # The top bar's class-monitor check and unread count came with the checklist (registrar_portal/navigation.py).
+    request.navigation_answers = getattr(checklist, "navigation_answers", None)
     return render(request, "verification/checklist.html", _checklist_context(request, checklist))
 
 

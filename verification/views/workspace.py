@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from students import fields as roll_fields
 from students.audit import access_log
+from students.forms import parse_id
 from students.models import AccessEvent, ImportFinding
 from students.permissions import (
     capability_required,
@@ -62,11 +63,29 @@ def _query(request, data=None) -> dict:
     return form.cleaned_data
 
 
-def _campaign_or_none(request):
-    campaign_id = _query(request)["campaign"]
+def _dashboard_query(request) -> dict:
+    """``_query``'s campaign and department, read as its form reads them (``parse_id``) without building the
+    form when the query string holds no other field it checks: the form cost more than a dashboard's queries."""
+    if request.method != "GET" or "status" in request.GET or "kind" in request.GET:
+        return _query(request)
+    ids = {}
+    for name in ("campaign", "department"):
+        value = request.GET.get(name)
+        ids[name] = None if value in (None, "") else parse_id(value)
+        if value not in (None, "") and ids[name] is None:
+            raise Http404
+    return ids
+
+
+def _campaign_id(request):
+    campaign_id = _dashboard_query(request)["campaign"]
     if campaign_id is None and request.method == "POST":
         campaign_id = _query(request, {"campaign": request.POST.get("campaign", "")})["campaign"]
-    return selectors.campaign_for_workspace(campaign_id)
+    return campaign_id
+
+
+def _campaign_or_none(request):
+    return selectors.campaign_for_workspace(_campaign_id(request))
 
 
 def _back(request, fallback):
@@ -84,21 +103,23 @@ def _back(request, fallback):
 @never_cache
 @capability_required("workspace.use")
 def dashboard(request):
-    campaign = _campaign_or_none(request)
+    # The campaign and the picker's list in one query (verification/dashboards.py, docs/performance.md §6).
+    campaign, campaigns = dashboards.workspace_campaigns(_campaign_id(request))
     departments = departments_for(request.user)
-    department_id = _query(request)["department"]
+    department_id = _dashboard_query(request)["department"]
     may_sign_off = has_capability(request.user, "department.sign_off")
     if department_id:
         departments = departments.filter(pk=department_id)
-    # One query for both the check and the sign-off rows.
-    listed = list(departments.order_by("name")) if department_id or may_sign_off else None
+    # One query for the check, the sign-off rows and the ids every other query of the page is narrowed by.
+    listed = list(departments.order_by("name"))
     if department_id and not listed:
         raise Http404
+    department_ids = [d.pk for d in listed]
     context = {
         "campaign": campaign,
-        "campaigns": selectors.campaign_choices(),
+        "campaigns": campaigns,
         "department_id": department_id,
-        "tickets": helpdesk.open_counts(departments=departments)
+        "tickets": dashboards.open_tickets(department_ids=department_ids)
         if has_capability(request.user, "ticket.view")
         else None,
         # A counsellor's dashboard is their classes only, in whichever departments they are.
@@ -106,20 +127,15 @@ def dashboard(request):
     }
     if campaign:
         classes = classes_for(request.user) if context["class_scoped"] else None
-        rows, total = dashboards.class_progress(campaign=campaign, departments=departments, classes=classes)
+        rows, total = dashboards.class_progress(campaign=campaign, departments=department_ids, classes=classes)
         sort = request.GET.get("sort", "class")
         rows.sort(key=SORTS.get(sort, SORTS["class"]))
         per_department = defaultdict(dashboards.Counts)
         for class_group, counts in rows:
             per_department[class_group.department.name].merge(counts)
         context.update(rows=rows, total=total, sort=sort, per_department=sorted(per_department.items()))
-        signed = {
-            s.department_id: s
-            for s in DepartmentSignOff.objects.filter(
-                campaign=campaign, department__in=departments, withdrawn_at__isnull=True
-            )
-        }
         if may_sign_off:
+            signed = dashboards.current_sign_offs(campaign=campaign, department_ids=department_ids)
             context["sign_offs"] = [(d, signed.get(d.pk)) for d in listed]
         context["departments"] = departments  # the notices card's rows (notices_tags.notice_read_rates)
     return render(request, "workspace/dashboard.html", context)
@@ -564,15 +580,15 @@ def proxy_flag(request, student_id, field_code):
 @never_cache
 @capability_required("school.view")
 def school(request):
-    campaign = _campaign_or_none(request)
-    context = {"campaign": campaign, "campaigns": selectors.campaign_choices(), "tickets": helpdesk.open_counts()}
+    # The campaign and the picker's list in one query, the counts and the chart's days in another, by
+    # SQL built once per process (verification/dashboards.py, docs/performance.md §6).
+    campaign, campaigns = dashboards.workspace_campaigns(_campaign_id(request))
+    context = {"campaign": campaign, "campaigns": campaigns, "tickets": dashboards.open_tickets()}
     if campaign:
         rows, cohorts, total, per_day = dashboards.school_overview(campaign=campaign)
         days = dashboards.daily_progress(campaign=campaign, total=total.total, per_day=per_day)
         context.update(rows=rows, total=total, cohorts=cohorts, chart=dashboards.progress_chart(days), days=days)
-        signed = {
-            s.department_id: s for s in DepartmentSignOff.objects.filter(campaign=campaign, withdrawn_at__isnull=True)
-        }
+        signed = dashboards.current_sign_offs(campaign=campaign)
         context["sign_offs"] = [(department, signed.get(department.pk)) for department, _counts in rows]
     return render(request, "workspace/school.html", context)
 
