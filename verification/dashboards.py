@@ -19,6 +19,7 @@ from django.utils.translation import gettext
 from students.models import ClassGroup, Cohort, Department, Student
 
 from .models import Campaign, Checklist, ChecklistCount, DepartmentSignOff, FinishCount, SupportRequest
+from .selectors import ModelReader
 
 State = Checklist.State
 
@@ -456,30 +457,6 @@ def rebuild_counts(*, campaign: Campaign | None = None):
 
 
 @cache
-def _campaigns_sql():
-    from .selectors import _ModelReader
-
-    reader = _ModelReader(Campaign)
-    return f'SELECT {reader.columns} FROM "{reader.table}" ORDER BY "{reader.table}"."opens_at" DESC', reader
-
-
-def workspace_campaigns(campaign_id=None) -> tuple[Campaign | None, list[Campaign]]:
-    """The campaign a dashboard shows, chosen as ``selectors.campaign_for_workspace`` chooses it (the one
-    asked for, else the latest open one that has opened, else the latest that has opened, else the latest),
-    and every campaign for the picker, newest first: one query (a school has a few campaigns a year)."""
-    sql, reader = _campaigns_sql()
-    with connection.cursor() as cursor:
-        cursor.execute(sql)
-        campaigns = [reader.read(row, connection) for row in cursor.fetchall()]
-    if campaign_id:
-        return next((c for c in campaigns if c.pk == campaign_id), None), campaigns
-    now = timezone.now()
-    opened = [c for c in campaigns if c.opens_at <= now]
-    chosen = next((c for c in opened if c.closed_at is None), None) or next(iter(opened), None)
-    return chosen or next(iter(campaigns), None), campaigns
-
-
-@cache
 def _tickets_sql() -> tuple[str, str]:
     q = connection.ops.quote_name
     tickets, checklists, students = (q(m._meta.db_table) for m in (SupportRequest, Checklist, Student))
@@ -514,9 +491,7 @@ def open_tickets(*, department_ids: list | None = None) -> dict[str, int]:
 
 @cache
 def _sign_offs_sql():
-    from .selectors import _ModelReader
-
-    reader = _ModelReader(DepartmentSignOff)
+    reader = ModelReader(DepartmentSignOff)
     return (
         f'SELECT {reader.columns} FROM "{reader.table}" WHERE "{reader.table}"."campaign_id" = %s '
         f'AND "{reader.table}"."withdrawn_at" IS NULL',

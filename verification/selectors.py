@@ -2,6 +2,7 @@
 
 from functools import cache
 
+from django.db import connection
 from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.db.models.expressions import RawSQL
 from django.http import Http404
@@ -79,14 +80,12 @@ def _sees_only_own_record(user) -> bool:
     return user.is_authenticated and user.is_active and not user.is_superuser and user.role == user.Role.STUDENT
 
 
-class _ModelReader:
+class ModelReader:
     """A model's columns in a SELECT built by hand, and how the ORM would make an instance of them (its
     converters: the encrypted ID number, JSON).  For the student's own pages, whose queries are built once per
     process: compiling them through the ORM was a quarter of the page's CPU (docs/performance.md §7)."""
 
     def __init__(self, model):
-        from django.db import connection
-
         self.model, self.table = model, model._meta.db_table
         fields = model._meta.concrete_fields
         self.attnames = [f.attname for f in fields]
@@ -109,12 +108,12 @@ class _ModelReader:
 @cache
 def _own_checklist_page_sql():
     """``checklists_of_user`` for a student (``student__in=students_for(user)`` is then ``student.user = user``)
-    with its campaign and student and the holds mask, as SQL built once per process (``_ModelReader``)."""
+    with its campaign and student and the holds mask, as SQL built once per process (``ModelReader``)."""
     from django.apps import apps
 
     from students.models import ClassGroup, Student
 
-    readers = [_ModelReader(model) for model in (Checklist, Campaign, Student)]
+    readers = [ModelReader(model) for model in (Checklist, Campaign, Student)]
     checklist, campaign, student = (f'"{reader.table}"' for reader in readers)
     # The top bar's two questions (registrar_portal/navigation.py), which were a query of their own.  The
     # messages are notices' (an app built on this one): named through the registry, not imported.
@@ -135,8 +134,6 @@ def _own_checklist_page_sql():
 
 
 def _own_checklist_page(user, campaign_id) -> Checklist:
-    from django.db import connection
-
     sql, readers = _own_checklist_page_sql()
     with connection.cursor() as cursor:
         cursor.execute(sql, {"user": user.pk, "now": timezone.now(), "campaign": campaign_id})
@@ -222,18 +219,16 @@ def _no_photos():
 
 @cache
 def _own_photos_sql():
-    """``student.photos.all()`` as SQL built once per process (``_ModelReader``): compiling the prefetch's query
+    """``student.photos.all()`` as SQL built once per process (``ModelReader``): compiling the prefetch's query
     cost most of what a photo adds to the student's card."""
     from students.models import Photo
 
-    reader = _ModelReader(Photo)
+    reader = ModelReader(Photo)
     return f'SELECT {reader.columns} FROM "{reader.table}" WHERE "{reader.table}"."student_id" = %s', reader
 
 
 def _prefetch_own_photos(student):
     """What ``prefetch_related_objects([student], "photos")`` leaves: the student's photos as a result cache."""
-    from django.db import connection
-
     from students.models import Photo
 
     sql, reader = _own_photos_sql()
@@ -370,27 +365,36 @@ def campaign_list():
     return Campaign.objects.prefetch_related("cohorts").order_by("-opens_at")
 
 
-def campaign_choices():
-    """The dashboards' campaign picker: names only (no cohorts prefetched, a query fewer per page)."""
-    return Campaign.objects.only("pk", "name").order_by("-opens_at")
-
-
 # ---------------------------------------------------------------------------
 # Workspaces (secretaries and registrar staff)
 # ---------------------------------------------------------------------------
 
 
-def campaign_for_workspace(campaign_id=None) -> Campaign | None:
-    """The campaign a dashboard shows: the one asked for, else the latest that has opened."""
-    campaigns = Campaign.objects.all()
+@cache
+def _campaigns_sql():
+    reader = ModelReader(Campaign)
+    return f'SELECT {reader.columns} FROM "{reader.table}" ORDER BY "{reader.table}"."opens_at" DESC', reader
+
+
+def workspace_campaigns(campaign_id=None) -> tuple[Campaign | None, list[Campaign]]:
+    """The campaign a dashboard shows (the one asked for, else the latest open one that has opened, else the
+    latest that has opened, else the latest) and every campaign for the picker, newest first: one query by
+    SQL built once per process (a school has a few campaigns a year)."""
+    sql, reader = _campaigns_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        campaigns = [reader.read(row, connection) for row in cursor.fetchall()]
     if campaign_id:
-        return campaigns.filter(pk=campaign_id).first()
+        return next((c for c in campaigns if c.pk == campaign_id), None), campaigns
     now = timezone.now()
-    return (
-        campaigns.filter(opens_at__lte=now, closed_at__isnull=True).order_by("-opens_at").first()
-        or campaigns.filter(opens_at__lte=now).order_by("-opens_at").first()
-        or campaigns.order_by("-opens_at").first()
-    )
+    opened = [c for c in campaigns if c.opens_at <= now]
+    chosen = next((c for c in opened if c.closed_at is None), None) or next(iter(opened), None)
+    return chosen or next(iter(campaigns), None), campaigns
+
+
+def campaign_for_workspace(campaign_id=None) -> Campaign | None:
+    """The campaign a dashboard shows (``workspace_campaigns``)."""
+    return workspace_campaigns(campaign_id)[0]
 
 
 def class_checklists(*, campaign: Campaign, class_group, only_not_done: bool = False):

@@ -104,7 +104,7 @@ def _back(request, fallback):
 @capability_required("workspace.use")
 def dashboard(request):
     # The campaign and the picker's list in one query (verification/dashboards.py, docs/performance.md §6).
-    campaign, campaigns = dashboards.workspace_campaigns(_campaign_id(request))
+    campaign, campaigns = selectors.workspace_campaigns(_campaign_id(request))
     departments = departments_for(request.user)
     department_id = _dashboard_query(request)["department"]
     may_sign_off = has_capability(request.user, "department.sign_off")
@@ -582,7 +582,7 @@ def proxy_flag(request, student_id, field_code):
 def school(request):
     # The campaign and the picker's list in one query, the counts and the chart's days in another, by
     # SQL built once per process (verification/dashboards.py, docs/performance.md §6).
-    campaign, campaigns = dashboards.workspace_campaigns(_campaign_id(request))
+    campaign, campaigns = selectors.workspace_campaigns(_campaign_id(request))
     context = {"campaign": campaign, "campaigns": campaigns, "tickets": dashboards.open_tickets()}
     if campaign:
         rows, cohorts, total, per_day = dashboards.school_overview(campaign=campaign)
