@@ -13,9 +13,10 @@ from django import template
 from django.conf import settings
 from django.templatetags.static import static
 from django.utils.safestring import mark_safe
-from django.utils.translation import get_language, gettext, gettext_noop
+from django.utils.translation import get_language, gettext_noop
 
-from registrar_portal.html import escape
+from registrar_portal.html import csrf_input as _csrf_input
+from registrar_portal.html import escape, fixed_texts
 
 register = template.Library()
 
@@ -23,25 +24,16 @@ register = template.Library()
 _e = escape  # registrar_portal/html.py
 
 
-@functools.cache
-def _texts(language: str) -> dict:
-    # {% translate "…" %} of a literal prints the translation unescaped.
-    words = {
+# {% translate "…" %} of a literal prints the translation unescaped.
+_texts = fixed_texts(
+    {
         "brand": gettext_noop("学籍核对"),
         "messages": gettext_noop("消息"),
         "unread": gettext_noop("未读消息"),
         "help": gettext_noop("帮助"),
         "logout": gettext_noop("退出"),
     }
-    return {key: gettext(text) for key, text in words.items()}
-
-
-def _csrf_input(context) -> str:
-    # As {% csrf_token %} prints it.
-    token = context.get("csrf_token")
-    if not token or token == "NOTPROVIDED":
-        return ""
-    return f'<input type="hidden" name="csrfmiddlewaretoken" value="{_e(token)}">'
+)
 
 
 def _lookup(value, key) -> str:

@@ -12,12 +12,12 @@ import functools
 
 from django import template
 from django.template.defaultfilters import linebreaks_filter, linebreaksbr
-from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.timezone import template_localtime
 from django.utils.translation import get_language, gettext, gettext_noop, ngettext
 
-from registrar_portal.html import escape
+from registrar_portal.html import csrf_input as _csrf_input
+from registrar_portal.html import escape, fixed_texts
 
 register = template.Library()
 
@@ -25,10 +25,9 @@ register = template.Library()
 _e = escape  # registrar_portal/html.py
 
 
-@functools.cache
-def _texts(language: str) -> dict:
-    # The rows' fixed words, translated and escaped once per language (gettext is called per request otherwise).
-    words = {
+# The rows' fixed words, translated and escaped once per language.
+_texts = fixed_texts(
+    {
         "ok": gettext_noop("正确"),
         "bad": gettext_noop("有误"),
         "amend": gettext_noop("修改报错"),
@@ -36,16 +35,9 @@ def _texts(language: str) -> dict:
         "flag_prefix": gettext_noop("报错："),
         "reason_prefix": gettext_noop("退回原因："),
         "photo_updated": gettext_noop("照片已更新，请查看新照片并重新核对。"),
-    }
-    return {key: _e(gettext(text)) for key, text in words.items()}
-
-
-def _csrf_input(context) -> str:
-    # As {% csrf_token %} prints it.
-    token = context.get("csrf_token")
-    if not token or token == "NOTPROVIDED":
-        return ""
-    return format_html('<input type="hidden" name="csrfmiddlewaretoken" value="{}">', token)
+    },
+    escaped=True,
+)
 
 
 @register.simple_tag(takes_context=True)

@@ -16,7 +16,8 @@ from django.utils import timezone, translation
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext, gettext_noop
 
-from registrar_portal.html import escape
+from registrar_portal.html import csrf_input as _csrf_input
+from registrar_portal.html import escape, fixed_texts
 
 register = template.Library()
 
@@ -169,10 +170,12 @@ _SORTS = (
 )
 
 
+_fixed = fixed_texts({text: text for text in _FIXED})
+
+
 @functools.cache
 def _translated(language: str | None) -> dict:
-    with translation.override(language):
-        texts = {text: gettext(text) for text in _FIXED}
+    texts = dict(_fixed(language))
     texts["chart_caption"] = texts.pop("柱：每日完成人数；线：累计查询率（0–100%%）").replace("%%", "%")
     texts["counts_head"] = "".join(f'<th class="num">{_e(texts[name])}</th>' for name in _COUNT_HEADS) + "\n"
     return texts
@@ -186,14 +189,6 @@ def _texts() -> dict:
 def _local(moment, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """``{{ moment|date:"Y-m-d H:i" }}``: local time, empty for None."""
     return "" if moment is None else f"{timezone.localtime(moment):{fmt}}"
-
-
-def _csrf_input(context) -> str:
-    """``{% csrf_token %}``."""
-    token = context.get("csrf_token")
-    if not token or token == "NOTPROVIDED":
-        return ""
-    return f'<input type="hidden" name="csrfmiddlewaretoken" value="{_e(token)}">'
 
 
 @register.simple_tag(takes_context=True)
